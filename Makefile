@@ -1,0 +1,43 @@
+# Station: `make run` starts everything locally, `make test` runs every test.
+GO       ?= go
+BIN      := bin/station
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+TOOLS    := $(CURDIR)/bin/tools
+BUF      := $(TOOLS)/buf
+export PATH := $(TOOLS):$(PATH)
+
+.PHONY: build run test bench proto lint clean tools
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+## run: build and start the whole station on embedded defaults (see README).
+run: build
+	./$(BIN) dev
+
+## test: every test, with the race detector, against real PostgreSQL, Redis and Chromium.
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: every benchmark; writes BENCHMARKS.md.
+bench: build
+	$(GO) run ./station/benchreport -out BENCHMARKS.md
+
+$(BUF):
+	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+tools: $(BUF)
+
+## proto: lint the .proto files and regenerate the Go code (committed).
+proto: $(BUF)
+	cd proto && $(BUF) lint && $(BUF) generate
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+clean:
+	rm -rf bin .run

@@ -1,0 +1,234 @@
+// Command station runs a parcel hub: receive, sort, pack and hand over, for
+// people over HTTP and for the sorting machine over gRPC. See README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/expresshub/station/migrations"
+	"github.com/expresshub/station/station/app"
+	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/config"
+	"github.com/expresshub/station/station/devenv"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "station:", err)
+		if errors.Is(err, config.ErrInvalid) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only turns its error into an exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	root := &cobra.Command{
+		Use:           "station",
+		Short:         "Station runs a parcel hub: receive, sort, pack and hand over parcels",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	config.Flags(root.PersistentFlags())
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+
+	load := func(cmd *cobra.Command, format string) (config.Config, *zap.Logger, error) {
+		env := config.Environ()
+		if format != "" && os.Getenv("STATION_LOG_FORMAT") == "" && !cmd.Flags().Changed("log-format") {
+			env = append(env, "STATION_LOG_FORMAT="+format)
+		}
+		cfg, err := config.Load(cmd.Flags(), env)
+		if err != nil {
+			return cfg, nil, err
+		}
+		log, err := newLogger(cfg.Log)
+		if err != nil {
+			return cfg, nil, err
+		}
+		return cfg, log, nil
+	}
+
+	var applyMigrations bool
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve HTTP and gRPC and run the background workers",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := load(cmd, "json")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			log.Info("starting", zap.String("version", version), zap.Any("config", cfg.Redacted()))
+			a, err := app.New(ctx, cfg, log, app.Options{Migrate: applyMigrations})
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+	serve.Flags().BoolVar(&applyMigrations, "migrate", false, "apply pending migrations before serving")
+
+	migrate := &cobra.Command{Use: "migrate", Short: "Apply, roll back or list database migrations"}
+	migrateCmd := func(use, short string, f func(context.Context, *migrations.Migrator, io.Writer) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				cfg, log, err := load(cmd, "console")
+				if err != nil {
+					return err
+				}
+				db, err := app.OpenPool(ctx, cfg.Database)
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				m, closeDB, err := migrations.FromPool(db)
+				if err != nil {
+					return err
+				}
+				defer func() { _ = closeDB() }()
+				_ = log
+				return f(ctx, m, cmd.OutOrStdout())
+			},
+		}
+	}
+	migrate.AddCommand(
+		migrateCmd("up", "Apply every pending migration", func(ctx context.Context, m *migrations.Migrator, out io.Writer) error {
+			res, err := m.Up(ctx)
+			for _, r := range res {
+				fmt.Fprintf(out, "applied %d %s (%s)\n", r.Source.Version, r.Source.Path, r.Duration)
+			}
+			if err == nil && len(res) == 0 {
+				fmt.Fprintln(out, "no pending migrations")
+			}
+			return err
+		}),
+		migrateCmd("down", "Roll back the newest migration", func(ctx context.Context, m *migrations.Migrator, out io.Writer) error {
+			r, err := m.Down(ctx)
+			if r != nil && r.Source != nil {
+				fmt.Fprintf(out, "rolled back %d %s\n", r.Source.Version, r.Source.Path)
+			} else if err == nil {
+				fmt.Fprintln(out, "nothing to roll back")
+			}
+			return err
+		}),
+		migrateCmd("status", "List migrations and whether each is applied", func(ctx context.Context, m *migrations.Migrator, out io.Writer) error {
+			st, err := m.Status(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+			for _, s := range st {
+				at := ""
+				if !s.AppliedAt.IsZero() {
+					at = s.AppliedAt.Format("2006-01-02 15:04:05")
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
+			}
+			return tw.Flush()
+		}),
+	)
+
+	var op auth.Operator
+	var role string
+	operator := &cobra.Command{Use: "operator", Short: "Manage operators"}
+	operatorAdd := &cobra.Command{
+		Use:   "add",
+		Short: "Add an operator; the password is read from STATION_OPERATOR_PASSWORD or stdin",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := load(cmd, "console")
+			if err != nil {
+				return err
+			}
+			password := os.Getenv("STATION_OPERATOR_PASSWORD")
+			if password == "" {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("read password: %w", err)
+				}
+				password = strings.TrimRight(line, "\r\n")
+			}
+			db, err := app.OpenPool(ctx, cfg.Database)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			op.Role = auth.Role(role)
+			if err := auth.NewService(db, cfg.Auth.TokenTTL).AddOperator(ctx, op, password); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "operator %s added at %s as %s\n", op.ID, op.StationID, op.Role)
+			return nil
+		},
+	}
+	operatorAdd.Flags().StringVar(&op.ID, "id", "", "operator id (required)")
+	operatorAdd.Flags().StringVar(&op.Name, "name", "", "display name (defaults to the id)")
+	operatorAdd.Flags().StringVar(&op.StationID, "station", "", "station (site id such as SG-H01; required)")
+	operatorAdd.Flags().StringVar(&role, "role", "operator", "operator, supervisor or ops")
+	_ = operatorAdd.MarkFlagRequired("id")
+	_ = operatorAdd.MarkFlagRequired("station")
+	operator.AddCommand(operatorAdd)
+
+	dev := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything for a local try-out: databases, migrations, simulator, demo data, server",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := load(cmd, "console")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			return devenv.Run(ctx, cfg, log, cmd.OutOrStdout())
+		},
+	}
+
+	root.AddCommand(serve, migrate, operator, dev, &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "station", version) },
+	})
+	return root.ExecuteContext(ctx)
+}
+
+func newLogger(c config.Log) (*zap.Logger, error) {
+	var zc zap.Config
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.DisableStacktrace = true
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "time"
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("%w: log.level: %w", config.ErrInvalid, err)
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	return zc.Build()
+}

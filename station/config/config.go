@@ -1,0 +1,398 @@
+// Package config is the station's one typed configuration: defaults, loading
+// from a YAML file, STATION_* environment variables and flags (in rising
+// precedence, with viper), validation that names the offending key, and a
+// redacted view for the start-up log. Nothing else reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is everything the binary can be told.
+type Config struct {
+	Database   Database   `mapstructure:"database"`
+	Redis      Redis      `mapstructure:"redis"`
+	HTTP       HTTP       `mapstructure:"http"`
+	GRPC       GRPC       `mapstructure:"grpc"`
+	Log        Log        `mapstructure:"log"`
+	Auth       Auth       `mapstructure:"auth"`
+	Shutdown   Shutdown   `mapstructure:"shutdown"`
+	Downstream Downstream `mapstructure:"downstream"`
+	Sim        Sim        `mapstructure:"sim"`
+	Relay      Relay      `mapstructure:"relay"`
+}
+
+type Database struct {
+	URL            string        `mapstructure:"url"`
+	MaxConns       int32         `mapstructure:"max_conns"`
+	AcquireTimeout time.Duration `mapstructure:"acquire_timeout"`
+}
+
+type Redis struct {
+	Addr     string `mapstructure:"addr"`
+	Password string `mapstructure:"password"`
+	DB       int    `mapstructure:"db"`
+	Prefix   string `mapstructure:"prefix"`
+}
+
+type HTTP struct {
+	Addr              string        `mapstructure:"addr"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+}
+
+type GRPC struct {
+	Addr string `mapstructure:"addr"`
+}
+
+type Log struct {
+	Format string `mapstructure:"format"` // json | console
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+}
+
+type Auth struct {
+	TokenTTL          time.Duration `mapstructure:"token_ttl"`
+	LoginPerMinute    int           `mapstructure:"login_per_minute"`
+	RequestsPerSecond int           `mapstructure:"requests_per_second"`
+}
+
+type Shutdown struct {
+	Grace time.Duration `mapstructure:"grace"`
+}
+
+// Downstream names the gRPC address of each downstream service. Addr, when
+// set, is used for every service that has no address of its own.
+type Downstream struct {
+	Addr        string  `mapstructure:"addr"`
+	OrderCenter Service `mapstructure:"order_center"`
+	Basic       Service `mapstructure:"basic"`
+	Finance     Service `mapstructure:"finance"`
+	Delivery    Service `mapstructure:"delivery"`
+	Container   Service `mapstructure:"container"`
+	Linehaul    Service `mapstructure:"linehaul"`
+}
+
+type Service struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// Sim configures the downstream simulator run by `station sim` and `dev`.
+type Sim struct {
+	Addr    string `mapstructure:"addr"`
+	Seed    int64  `mapstructure:"seed"`
+	Latency string `mapstructure:"latency"` // default | zero
+}
+
+type Relay struct {
+	BatchSize   int           `mapstructure:"batch_size"`
+	Interval    time.Duration `mapstructure:"interval"`
+	MaxAttempts int           `mapstructure:"max_attempts"`
+}
+
+// Defaults are the embedded defaults `make run` works with.
+func Defaults() Config {
+	return Config{
+		Database: Database{
+			URL:            "postgres://postgres@localhost:5432/station?sslmode=disable",
+			MaxConns:       20,
+			AcquireTimeout: 2 * time.Second,
+		},
+		Redis: Redis{Addr: "localhost:6379", Prefix: "station:"},
+		HTTP: HTTP{
+			Addr:              ":8080",
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      1 << 20,
+		},
+		GRPC:     GRPC{Addr: ":9090"},
+		Log:      Log{Format: "json", Level: "info"},
+		Auth:     Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50},
+		Shutdown: Shutdown{Grace: 15 * time.Second},
+		Sim:      Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
+		Relay:    Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
+	}
+}
+
+// ServiceAddr is the effective address of one downstream service.
+func (d Downstream) ServiceAddr(s Service) string {
+	if s.Addr != "" {
+		return s.Addr
+	}
+	return d.Addr
+}
+
+// FieldError names the configuration key that is wrong and why.
+type FieldError struct {
+	Key    string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+
+// ErrInvalid is wrapped by every validation failure.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Load reads the configuration: defaults, then the YAML file named by the
+// --config flag or STATION_CONFIG (if any), then STATION_* variables, then the
+// flags that were set. env is the process environment as KEY=VALUE pairs.
+func Load(flags *pflag.FlagSet, env []string) (Config, error) {
+	v := viper.New()
+	def := Defaults()
+	var asMap map[string]any
+	if err := mapstructure.Decode(def, &asMap); err != nil {
+		return Config{}, err
+	}
+	for _, key := range leafKeys("", reflect.TypeOf(def)) {
+		v.SetDefault(key, lookup(asMap, key))
+	}
+
+	envMap := map[string]string{}
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = val
+		}
+	}
+	file := envMap["STATION_CONFIG"]
+	if flags != nil {
+		if f := flags.Lookup("config"); f != nil && f.Changed {
+			file = f.Value.String()
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Key: "config", Reason: err.Error()})
+		}
+	}
+	for _, key := range leafKeys("", reflect.TypeOf(def)) {
+		name := "STATION_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if val, ok := envMap[name]; ok {
+			v.Set(key, val)
+		}
+	}
+	if flags != nil {
+		flags.VisitAll(func(f *pflag.Flag) {
+			key := strings.ReplaceAll(f.Name, "-", "_")
+			if k, ok := flagKeys[f.Name]; ok {
+				key = k
+			}
+			if f.Changed && v.IsSet(key) {
+				v.Set(key, f.Value.String())
+			}
+		})
+	}
+
+	var cfg Config
+	for _, key := range leafKeys("", reflect.TypeOf(def)) {
+		if err := decodeKey(v, key, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// flagKeys maps the command-line flags to configuration keys.
+var flagKeys = map[string]string{
+	"database-url":    "database.url",
+	"redis-addr":      "redis.addr",
+	"http-addr":       "http.addr",
+	"grpc-addr":       "grpc.addr",
+	"log-format":      "log.format",
+	"downstream-addr": "downstream.addr",
+	"sim-addr":        "sim.addr",
+}
+
+// Flags registers the flags Load understands on fs.
+func Flags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (also STATION_CONFIG)")
+	fs.String("database-url", "", "PostgreSQL URL (STATION_DATABASE_URL)")
+	fs.String("redis-addr", "", "Redis host:port (STATION_REDIS_ADDR)")
+	fs.String("http-addr", "", "HTTP listen address (STATION_HTTP_ADDR)")
+	fs.String("grpc-addr", "", "gRPC listen address (STATION_GRPC_ADDR)")
+	fs.String("log-format", "", "json or console (STATION_LOG_FORMAT)")
+	fs.String("downstream-addr", "", "one address for all downstream services (STATION_DOWNSTREAM_ADDR)")
+	fs.String("sim-addr", "", "simulator listen address (STATION_SIM_ADDR)")
+}
+
+// decodeKey decodes one key into cfg so a bad value is reported with its key.
+func decodeKey(v *viper.Viper, key string, cfg *Config) error {
+	nested := map[string]any{}
+	cur := nested
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next := map[string]any{}
+		cur[p] = next
+		cur = next
+	}
+	cur[parts[len(parts)-1]] = v.Get(key)
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:           cfg,
+		WeaklyTypedInput: true,
+		DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(nested); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Key: key, Reason: fmt.Sprintf("cannot parse %q", fmt.Sprint(v.Get(key)))})
+	}
+	return nil
+}
+
+func leafKeys(prefix string, t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("mapstructure")
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			keys = append(keys, leafKeys(name, f.Type)...)
+			continue
+		}
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+func lookup(m map[string]any, key string) any {
+	parts := strings.Split(key, ".")
+	var cur any = m
+	for _, p := range parts {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
+
+// Validate checks every value and returns the first problem, naming its key.
+func (c Config) Validate() error {
+	bad := func(key, reason string) error {
+		return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Key: key, Reason: reason})
+	}
+	if _, err := pgxpool.ParseConfig(c.Database.URL); err != nil || c.Database.URL == "" {
+		return bad("database.url", "not a PostgreSQL URL")
+	}
+	if c.Database.MaxConns < 1 {
+		return bad("database.max_conns", "must be at least 1")
+	}
+	if c.Database.AcquireTimeout <= 0 {
+		return bad("database.acquire_timeout", "must be positive")
+	}
+	for key, addr := range map[string]string{"redis.addr": c.Redis.Addr, "http.addr": c.HTTP.Addr, "grpc.addr": c.GRPC.Addr, "sim.addr": c.Sim.Addr} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return bad(key, fmt.Sprintf("%q is not host:port", addr))
+		}
+	}
+	for key, d := range map[string]string{
+		"downstream.addr": c.Downstream.Addr, "downstream.order_center.addr": c.Downstream.OrderCenter.Addr,
+		"downstream.basic.addr": c.Downstream.Basic.Addr, "downstream.finance.addr": c.Downstream.Finance.Addr,
+		"downstream.delivery.addr": c.Downstream.Delivery.Addr, "downstream.container.addr": c.Downstream.Container.Addr,
+		"downstream.linehaul.addr": c.Downstream.Linehaul.Addr,
+	} {
+		if d == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(d); err != nil {
+			return bad(key, fmt.Sprintf("%q is not host:port", d))
+		}
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return bad("log.format", fmt.Sprintf("%q is not json or console", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Log.Level))
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		return bad("http.max_body_bytes", "must be at least 1024")
+	}
+	for key, d := range map[string]time.Duration{
+		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
+		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
+		"auth.token_ttl": c.Auth.TokenTTL, "shutdown.grace": c.Shutdown.Grace, "relay.interval": c.Relay.Interval,
+	} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration such as 15s")
+		}
+	}
+	if c.Auth.LoginPerMinute < 1 {
+		return bad("auth.login_per_minute", "must be at least 1")
+	}
+	if c.Auth.RequestsPerSecond < 1 {
+		return bad("auth.requests_per_second", "must be at least 1")
+	}
+	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
+		return bad("relay.batch_size", "must be between 1 and 10000")
+	}
+	if c.Relay.MaxAttempts < 1 {
+		return bad("relay.max_attempts", "must be at least 1")
+	}
+	switch c.Sim.Latency {
+	case "default", "zero":
+	default:
+		return bad("sim.latency", fmt.Sprintf("%q is not default or zero", c.Sim.Latency))
+	}
+	return nil
+}
+
+// Redacted returns a copy safe to log: passwords in URLs and Redis are masked.
+func (c Config) Redacted() Config {
+	out := c
+	out.Database.URL = RedactURL(c.Database.URL)
+	if out.Redis.Password != "" {
+		out.Redis.Password = "xxxxx"
+	}
+	return out
+}
+
+// RedactURL masks the password of a URL, and of a key=value DSN.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	if strings.Contains(raw, "password=") {
+		fields := strings.Fields(raw)
+		for i, f := range fields {
+			if strings.HasPrefix(f, "password=") {
+				fields[i] = "password=xxxxx"
+			}
+		}
+		return strings.Join(fields, " ")
+	}
+	return raw
+}
+
+// Environ is os.Environ, named so main passes it explicitly.
+func Environ() []string { return os.Environ() }

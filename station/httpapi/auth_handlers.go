@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/ratelimit"
+)
+
+type loginRequest struct {
+	OperatorID string `json:"operator_id"`
+	Password   string `json:"password"`
+}
+
+// login is rate limited per operator id and per client address before any
+// password is checked, so guessing is slow whichever axis an attacker varies.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	req.OperatorID = strings.TrimSpace(req.OperatorID)
+	if req.OperatorID == "" || req.Password == "" {
+		return Errorf(http.StatusBadRequest, "invalid_request", "operator_id and password are required")
+	}
+	limit := ratelimit.PerMinute(s.cfg.LoginPerMinute)
+	for _, key := range []string{"login:op:" + strings.ToLower(req.OperatorID), "login:ip:" + clientIP(r)} {
+		if d := s.limiter.Allow(r.Context(), key, limit); !d.Allowed {
+			return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+				Message: "too many login attempts; wait and retry", RetryAfter: d.RetryAfter}
+		}
+	}
+	sess, err := s.auth.Login(r.Context(), req.OperatorID, req.Password)
+	if err != nil {
+		return err
+	}
+	setPrincipal(r.Context(), sess.Operator.ID)
+	writeJSON(w, http.StatusOK, sess)
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	token, _ := bearerToken(r)
+	if err := s.auth.Logout(r.Context(), token); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	writeJSON(w, http.StatusOK, auth.Operator{ID: p.ID, Name: p.Name, StationID: p.StationID, Role: p.Role})
+	return nil
+}

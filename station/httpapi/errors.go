@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/workorder"
+)
+
+// Error is an error with a stable code for clients. Handlers return one for a
+// client's mistake; anything else becomes 500 "internal" with the details in
+// the log only.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+	Details    map[string]any
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds a client-facing error.
+func Errorf(status int, code, msg string) *Error {
+	return &Error{Status: status, Code: code, Message: msg}
+}
+
+// mapping is the one table from domain errors to HTTP. The first entry that
+// errors.Is matches wins, so more specific errors come first.
+var mapping = []struct {
+	target error
+	status int
+	code   string
+}{
+	{auth.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{auth.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{auth.ErrInvalidOperator, http.StatusBadRequest, "invalid_operator"},
+	{auth.ErrOperatorExists, http.StatusConflict, "operator_exists"},
+	{workorder.ErrScanIDReused, http.StatusConflict, "scan_id_reused"},
+}
+
+type errorBody struct {
+	Error errorPayload `json:"error"`
+}
+
+type errorPayload struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// toAPIError classifies err.
+func toAPIError(err error) *Error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	for _, m := range mapping {
+		if errors.Is(err, m.target) {
+			return &Error{Status: m.status, Code: m.code, Message: m.target.Error()}
+		}
+	}
+	if isDatabaseDown(err) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
+			Message: "the database is not reachable; retry shortly", RetryAfter: time.Second}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long; retry"}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+}
+
+// isDatabaseDown recognises a PostgreSQL that does not answer, so clients get
+// a fast 503 they may retry instead of a generic 500.
+func isDatabaseDown(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection exceptions
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
+			return true
+		}
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, errPoolAcquire)
+}
+
+var errPoolAcquire = errors.New("database pool exhausted")
+
+func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
+	apiErr := toAPIError(err)
+	if apiErr.Status >= 500 {
+		log.Error("request failed", zap.String("request_id", requestID(r.Context())), zap.Error(err))
+	}
+	if apiErr.RetryAfter > 0 {
+		secs := int((apiErr.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	setErrorCode(r.Context(), apiErr.Code)
+	writeJSON(w, apiErr.Status, errorBody{Error: errorPayload{Code: apiErr.Code, Message: apiErr.Message, Details: apiErr.Details}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeRawJSON writes a stored response body exactly as it was first sent.
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

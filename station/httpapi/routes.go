@@ -1,0 +1,40 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/expresshub/station/station/auth"
+)
+
+// routes lists every route of the HTTP API in one place.
+func (s *Server) routes(mux *http.ServeMux) {
+	// Probes and metrics: unauthenticated, for the platform.
+	mux.Handle("GET /healthz", s.handle(public, s.healthz))
+	mux.Handle("GET /readyz", s.handle(public, s.readyz))
+	mux.Handle("GET /metrics", s.metricsHandler())
+
+	// Authentication.
+	mux.Handle("POST /api/v1/auth/login", s.handle(public, s.login))
+	mux.Handle("POST /api/v1/auth/logout", s.handle(anyOperator, s.logout))
+	mux.Handle("GET /api/v1/me", s.handle(anyOperator, s.me))
+
+	// Profiling, ops only: it exposes internals.
+	ops := roles(auth.RoleOps)
+	mux.Handle("GET /debug/pprof/", s.handle(ops, wrap(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", s.handle(ops, wrap(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", s.handle(ops, wrap(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", s.handle(ops, wrap(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", s.handle(ops, wrap(pprof.Trace)))
+
+	mux.Handle("/api/", s.handle(public, func(w http.ResponseWriter, r *http.Request) error {
+		return Errorf(http.StatusNotFound, "not_found", "no such endpoint")
+	}))
+}
+
+func wrap(f http.HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f(w, r)
+		return nil
+	}
+}

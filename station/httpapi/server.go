@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/ratelimit"
+)
+
+// Config is what the HTTP edge needs from the station configuration.
+type Config struct {
+	MaxBodyBytes      int64
+	LoginPerMinute    int
+	RequestsPerSecond int
+}
+
+// Check is one readiness probe: nil when the dependency is usable.
+type Check func(ctx context.Context) error
+
+// Deps are the domain services the routes call. Each is built once in main.
+type Deps struct {
+	Log      *zap.Logger
+	Auth     *auth.Service
+	Limiter  *ratelimit.Limiter
+	Registry *prometheus.Registry // served on /metrics
+	Ready    map[string]Check     // readiness checks by name
+}
+
+// Server holds the router and its dependencies.
+type Server struct {
+	cfg           Config
+	log           *zap.Logger
+	auth          *auth.Service
+	limiter       *ratelimit.Limiter
+	registry      *prometheus.Registry
+	metrics       *httpMetrics
+	ready         map[string]Check
+	draining      atomic.Bool
+	operatorLimit ratelimit.Limit
+	handler       http.Handler
+}
+
+// New builds the HTTP edge.
+func New(cfg Config, d Deps) *Server {
+	s := &Server{
+		cfg:           cfg,
+		log:           d.Log,
+		auth:          d.Auth,
+		limiter:       d.Limiter,
+		registry:      d.Registry,
+		ready:         d.Ready,
+		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
+	}
+	var reg prometheus.Registerer
+	if d.Registry != nil {
+		reg = d.Registry
+	}
+	s.metrics = newHTTPMetrics(reg)
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.handler = s.observe(s.recoverPanics(s.limitBody(mux)))
+	return s
+}
+
+// Handler is the root handler with every middleware applied.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Drain makes readiness fail so load balancers stop sending traffic while
+// in-flight requests finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) metricsHandler() http.Handler {
+	if s.registry == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
+}

@@ -1,0 +1,86 @@
+// Package ratelimit limits requests per key (an operator, a terminal, a client
+// address) across every instance with Redis (GCRA via redis_rate), and falls
+// back to a per-instance token bucket when Redis does not answer, so losing
+// Redis loosens the limit by the number of instances instead of removing it or
+// failing requests.
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// Limit is a rate with a burst.
+type Limit struct {
+	Rate   int           // events per Period
+	Period time.Duration // e.g. time.Minute
+	Burst  int
+}
+
+// PerMinute allows n events a minute with a burst of n.
+func PerMinute(n int) Limit { return Limit{Rate: n, Period: time.Minute, Burst: n} }
+
+// PerSecond allows n events a second with a burst of n.
+func PerSecond(n int) Limit { return Limit{Rate: n, Period: time.Second, Burst: n} }
+
+// Decision is the answer for one event.
+type Decision struct {
+	Allowed    bool
+	RetryAfter time.Duration // when not allowed: how long until one is
+	Degraded   bool          // decided by the local fallback, Redis was unreachable
+}
+
+// Limiter decides per key. The zero value is not usable; use New.
+type Limiter struct {
+	redis  *redis_rate.Limiter
+	prefix string
+
+	mu    sync.Mutex
+	local map[string]*rate.Limiter
+}
+
+// New builds a Limiter; rdb may be nil for a local-only limiter.
+func New(rdb *redis.Client, prefix string) *Limiter {
+	l := &Limiter{prefix: prefix, local: make(map[string]*rate.Limiter)}
+	if rdb != nil {
+		l.redis = redis_rate.NewLimiter(rdb)
+	}
+	return l
+}
+
+// Allow takes one event for key under limit.
+func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) Decision {
+	if l.redis != nil {
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		res, err := l.redis.Allow(rctx, l.prefix+"rl:"+key, redis_rate.Limit{Rate: limit.Rate, Period: limit.Period, Burst: limit.Burst})
+		cancel()
+		if err == nil {
+			return Decision{Allowed: res.Allowed > 0, RetryAfter: max(res.RetryAfter, 0)}
+		}
+	}
+	return l.allowLocal(key, limit)
+}
+
+func (l *Limiter) allowLocal(key string, limit Limit) Decision {
+	l.mu.Lock()
+	lim, ok := l.local[key]
+	if !ok {
+		if len(l.local) > 100_000 { // bounded memory under key churn
+			clear(l.local)
+		}
+		lim = rate.NewLimiter(rate.Limit(float64(limit.Rate)/limit.Period.Seconds()), limit.Burst)
+		l.local[key] = lim
+	}
+	l.mu.Unlock()
+	r := lim.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return Decision{Allowed: false, RetryAfter: d, Degraded: true}
+	}
+	return Decision{Allowed: true, Degraded: true}
+}

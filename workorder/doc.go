@@ -1,0 +1,9 @@
+// Package workorder writes the station's audit trail: one work order per
+// operation, and the tracking events that operation produces, into the
+// tracking outbox in the caller's transaction. It also answers idempotent
+// replays: a work order remembers the request hash and the exact response.
+//
+// It sits below sorting, packing and station so that each of them can record
+// its operations atomically with its own rows. It never opens a transaction of
+// its own and never talks to the order center: the relay in station does that.
+package workorder

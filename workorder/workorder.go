@@ -1,0 +1,227 @@
+package workorder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors; wrap with %w, match with errors.Is.
+var (
+	// ErrScanIDReused means the scan id was already used for a different
+	// request at this station.
+	ErrScanIDReused = errors.New("scan id reused for a different request")
+	// ErrDuplicateScan means a work order with this scan id was committed by a
+	// concurrent request; the caller rolls back and replays.
+	ErrDuplicateScan = errors.New("scan id already recorded")
+	// ErrNotFound means no work order matches.
+	ErrNotFound = errors.New("work order not found")
+)
+
+// ActorKind says who performed an operation.
+type ActorKind string
+
+const (
+	ActorOperator ActorKind = "operator"
+	ActorSorter   ActorKind = "sorter"
+	ActorSystem   ActorKind = "system"
+)
+
+// Actor is the operator, sorter or system job behind an operation.
+type Actor struct {
+	Kind ActorKind
+	ID   string
+}
+
+// Order is one operation to record.
+type Order struct {
+	ID          uuid.UUID // assigned by NewID; the response may name it
+	StationID   string
+	Type        string // receive, sort, bag_open, bag_add, ...
+	TrackingNo  string // empty for operations on a bag or handover as a whole
+	SubjectID   string // bag or handover id, if any
+	Actor       Actor
+	ScanID      string
+	RequestHash []byte
+	Outcome     string // "ok" or an exception code
+	Response    []byte // the exact body returned to the client
+	Events      []Event
+}
+
+// Event is one tracking event for the order center.
+type Event struct {
+	TrackingNo string
+	Type       string
+	OccurredAt time.Time
+	Payload    map[string]any
+}
+
+// Stored is a recorded work order as a replay needs it.
+type Stored struct {
+	ID          uuid.UUID
+	RequestHash []byte
+	Outcome     string
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+// NewID returns a time-ordered id for a work order or an event, so ids sort
+// roughly by creation time in indexes and logs.
+func NewID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
+}
+
+// RequestHash hashes the semantic fields of a request (already normalised by
+// the caller), so a replay with the same meaning matches whatever the JSON
+// spacing was.
+func RequestHash(parts ...string) []byte {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s|", len(p), p)
+	}
+	return h.Sum(nil)
+}
+
+// Querier is what Lookup needs: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Lookup finds the work order recorded for (station, scan id).
+func Lookup(ctx context.Context, q Querier, stationID, scanID string) (Stored, error) {
+	var s Stored
+	err := q.QueryRow(ctx,
+		`SELECT id, request_hash, outcome, response, created_at
+		   FROM work_orders WHERE station_id = $1 AND scan_id = $2`,
+		stationID, scanID).Scan(&s.ID, &s.RequestHash, &s.Outcome, &s.Response, &s.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Stored{}, ErrNotFound
+	}
+	if err != nil {
+		return Stored{}, fmt.Errorf("workorder: lookup %s/%s: %w", stationID, scanID, err)
+	}
+	return s, nil
+}
+
+// Replay returns the stored response for (station, scan id) when the request
+// hash matches, ErrScanIDReused when it does not, and ErrNotFound when the scan
+// id is new.
+func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byte) ([]byte, error) {
+	s, err := Lookup(ctx, q, stationID, scanID)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(s.RequestHash, hash) {
+		return nil, fmt.Errorf("workorder: scan %s at %s: %w", scanID, stationID, ErrScanIDReused)
+	}
+	return s.Response, nil
+}
+
+// Record inserts the work order and its events in tx. When the scan id is
+// already taken it returns ErrDuplicateScan and the caller must roll back and
+// Replay. Events of one parcel are serialised with a transaction-scoped
+// advisory lock so that outbox ids follow commit order per parcel, which is
+// what the relay's per-parcel ordering relies on.
+func Record(ctx context.Context, tx pgx.Tx, o Order) error {
+	if o.ID == uuid.Nil {
+		return errors.New("workorder: order without id")
+	}
+	if err := lockParcels(ctx, tx, o.Events); err != nil {
+		return err
+	}
+	var trackingNo, subjectID *string
+	if o.TrackingNo != "" {
+		trackingNo = &o.TrackingNo
+	}
+	if o.SubjectID != "" {
+		subjectID = &o.SubjectID
+	}
+	tag, err := tx.Exec(ctx,
+		`INSERT INTO work_orders
+		   (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		 ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING`,
+		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
+		o.ScanID, o.RequestHash, o.Outcome, o.Response)
+	if err != nil {
+		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
+	}
+	if len(o.Events) == 0 {
+		return nil
+	}
+	rows := make([][]any, 0, len(o.Events))
+	for _, e := range o.Events {
+		payload, err := json.Marshal(orEmpty(e.Payload))
+		if err != nil {
+			return fmt.Errorf("workorder: event payload: %w", err)
+		}
+		at := e.OccurredAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		rows = append(rows, []any{NewID(), o.ID, e.TrackingNo, o.StationID, e.Type, o.Actor.ID, at, payload})
+	}
+	if len(rows) == 1 {
+		_, err = tx.Exec(ctx,
+			`INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rows[0]...)
+	} else {
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"tracking_outbox"},
+			[]string{"event_id", "work_order_id", "tracking_no", "station_id", "type", "actor_id", "occurred_at", "payload"},
+			pgx.CopyFromRows(rows))
+	}
+	if err != nil {
+		return fmt.Errorf("workorder: outbox: %w", err)
+	}
+	return nil
+}
+
+func lockParcels(ctx context.Context, tx pgx.Tx, events []Event) error {
+	seen := make(map[string]struct{}, len(events))
+	keys := make([]string, 0, len(events))
+	for _, e := range events {
+		if _, ok := seen[e.TrackingNo]; !ok {
+			seen[e.TrackingNo] = struct{}{}
+			keys = append(keys, e.TrackingNo)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys) // one global order: two transactions never wait on each other in a cycle
+	_, err := tx.Exec(ctx,
+		`SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`, keys)
+	if err != nil {
+		return fmt.Errorf("workorder: lock parcels: %w", err)
+	}
+	return nil
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// IsUniqueViolation reports whether err is a PostgreSQL unique violation.
+func IsUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
+}
