@@ -206,7 +206,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		},
 	}
 
-	root.AddCommand(serve, migrate, operator, dev, &cobra.Command{
+	simCmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the downstream simulator (order center, basic, finance, delivery, container, linehaul)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := load(cmd, "console")
+			if err != nil {
+				return err
+			}
+			s, err := devenv.StartSim(ctx, cfg.Sim, log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "simulator serving on %s (latency profile %s); Ctrl-C stops it\n", s.Addr(), cfg.Sim.Latency)
+			<-ctx.Done()
+			s.Stop()
+			return nil
+		},
+	}
+
+	root.AddCommand(serve, migrate, operator, dev, simCmd, &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "station", version) },

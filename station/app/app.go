@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -19,8 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/expresshub/station/clients"
+	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/migrations"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/grpcserver"
@@ -48,6 +53,8 @@ type App struct {
 	rdb      *redis.Client
 	registry *prometheus.Registry
 	auth     *auth.Service
+	clients  *clients.Set
+	sorting  *sorting.Service
 	http     *httpapi.Server
 	grpc     *grpcserver.Server
 	closers  []func()
@@ -89,6 +96,30 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	}
 	a.closers = append(a.closers, func() { _ = closeMigrator() })
 
+	a.clients, err = clients.Dial(ctx, cfg.Downstream, clients.Options{
+		Registerer: a.registry,
+		Redis:      a.rdb,
+		Logger:     slog.New(zapslog.NewHandler(log.Named("clients").Core())),
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("downstream clients: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = a.clients.Close() })
+
+	dagMetrics, err := dag.NewMetrics(a.registry)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	chutes := sorting.NewChuteStore(db, 2*time.Second)
+	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(a.clients), chutes)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.sorting = sorting.NewService(db, flows, chutes, dagMetrics)
+
 	a.http = httpapi.New(httpapi.Config{
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
 		LoginPerMinute:    cfg.Auth.LoginPerMinute,
@@ -98,6 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Auth:     a.auth,
 		Limiter:  limiter,
 		Registry: a.registry,
+		Sorting:  a.sorting,
 		Ready: map[string]httpapi.Check{
 			"postgres": func(ctx context.Context) error { return db.Ping(ctx) },
 			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
@@ -119,6 +151,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 
 // DB is the station's pool (tests and the dev command seed data through it).
 func (a *App) DB() *pgxpool.Pool { return a.db }
+
+// Sorting is the sorting service.
+func (a *App) Sorting() *sorting.Service { return a.sorting }
 
 // Auth is the operator authentication service.
 func (a *App) Auth() *auth.Service { return a.auth }

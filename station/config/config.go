@@ -18,20 +18,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/expresshub/station/clients"
 )
 
 // Config is everything the binary can be told.
 type Config struct {
-	Database   Database   `mapstructure:"database"`
-	Redis      Redis      `mapstructure:"redis"`
-	HTTP       HTTP       `mapstructure:"http"`
-	GRPC       GRPC       `mapstructure:"grpc"`
-	Log        Log        `mapstructure:"log"`
-	Auth       Auth       `mapstructure:"auth"`
-	Shutdown   Shutdown   `mapstructure:"shutdown"`
-	Downstream Downstream `mapstructure:"downstream"`
-	Sim        Sim        `mapstructure:"sim"`
-	Relay      Relay      `mapstructure:"relay"`
+	Database   Database       `mapstructure:"database"`
+	Redis      Redis          `mapstructure:"redis"`
+	HTTP       HTTP           `mapstructure:"http"`
+	GRPC       GRPC           `mapstructure:"grpc"`
+	Log        Log            `mapstructure:"log"`
+	Auth       Auth           `mapstructure:"auth"`
+	Shutdown   Shutdown       `mapstructure:"shutdown"`
+	Downstream clients.Config `mapstructure:"downstream"`
+	Sim        Sim            `mapstructure:"sim"`
+	Relay      Relay          `mapstructure:"relay"`
 }
 
 type Database struct {
@@ -75,22 +77,6 @@ type Shutdown struct {
 	Grace time.Duration `mapstructure:"grace"`
 }
 
-// Downstream names the gRPC address of each downstream service. Addr, when
-// set, is used for every service that has no address of its own.
-type Downstream struct {
-	Addr        string  `mapstructure:"addr"`
-	OrderCenter Service `mapstructure:"order_center"`
-	Basic       Service `mapstructure:"basic"`
-	Finance     Service `mapstructure:"finance"`
-	Delivery    Service `mapstructure:"delivery"`
-	Container   Service `mapstructure:"container"`
-	Linehaul    Service `mapstructure:"linehaul"`
-}
-
-type Service struct {
-	Addr string `mapstructure:"addr"`
-}
-
 // Sim configures the downstream simulator run by `station sim` and `dev`.
 type Sim struct {
 	Addr    string `mapstructure:"addr"`
@@ -121,21 +107,14 @@ func Defaults() Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      1 << 20,
 		},
-		GRPC:     GRPC{Addr: ":9090"},
-		Log:      Log{Format: "json", Level: "info"},
-		Auth:     Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50},
-		Shutdown: Shutdown{Grace: 15 * time.Second},
-		Sim:      Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
-		Relay:    Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
+		GRPC:       GRPC{Addr: ":9090"},
+		Log:        Log{Format: "json", Level: "info"},
+		Auth:       Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50},
+		Shutdown:   Shutdown{Grace: 15 * time.Second},
+		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
+		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
+		Relay:      Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
 	}
-}
-
-// ServiceAddr is the effective address of one downstream service.
-func (d Downstream) ServiceAddr(s Service) string {
-	if s.Addr != "" {
-		return s.Addr
-	}
-	return d.Addr
 }
 
 // FieldError names the configuration key that is wrong and why.
@@ -308,18 +287,13 @@ func (c Config) Validate() error {
 			return bad(key, fmt.Sprintf("%q is not host:port", addr))
 		}
 	}
-	for key, d := range map[string]string{
-		"downstream.addr": c.Downstream.Addr, "downstream.order_center.addr": c.Downstream.OrderCenter.Addr,
-		"downstream.basic.addr": c.Downstream.Basic.Addr, "downstream.finance.addr": c.Downstream.Finance.Addr,
-		"downstream.delivery.addr": c.Downstream.Delivery.Addr, "downstream.container.addr": c.Downstream.Container.Addr,
-		"downstream.linehaul.addr": c.Downstream.Linehaul.Addr,
-	} {
-		if d == "" {
-			continue
+	if c.Downstream.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Downstream.Addr); err != nil {
+			return bad("downstream.addr", fmt.Sprintf("%q is not host:port", c.Downstream.Addr))
 		}
-		if _, _, err := net.SplitHostPort(d); err != nil {
-			return bad(key, fmt.Sprintf("%q is not host:port", d))
-		}
+	}
+	if err := c.Downstream.Validate(); err != nil {
+		return bad("downstream", err.Error())
 	}
 	switch c.Log.Format {
 	case "json", "console":
@@ -367,6 +341,7 @@ func (c Config) Validate() error {
 func (c Config) Redacted() Config {
 	out := c
 	out.Database.URL = RedactURL(c.Database.URL)
+	out.Downstream = c.Downstream.Redacted()
 	if out.Redis.Password != "" {
 		out.Redis.Password = "xxxxx"
 	}

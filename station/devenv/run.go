@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/expresshub/station/clients/sim"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/app"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
@@ -41,6 +45,13 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	cfg.Database.URL = env.DatabaseURL
 	cfg.Redis.Addr = env.RedisAddr
 
+	simulator, err := StartSim(ctx, cfg.Sim, log)
+	if err != nil {
+		return err
+	}
+	defer simulator.Stop()
+	cfg.Downstream = cfg.Downstream.WithAddr(simulator.Addr())
+
 	a, err := app.New(ctx, cfg, log, app.Options{
 		Migrate: true,
 		Ready: func(httpAddr, grpcAddr string) {
@@ -50,13 +61,45 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	if err != nil {
 		return err
 	}
+	if err := loadDemoData(ctx, a, simulator.Fixtures()); err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// loadDemoData creates the demo operators and a chute map for every hub of
+// the demo market, unless they exist (a restart keeps what was changed).
+func loadDemoData(ctx context.Context, a *app.App, fx *sim.Fixtures) error {
 	for _, op := range demoOperators {
 		err := a.Auth().AddOperator(ctx, op, DemoPassword)
 		if err != nil && !errors.Is(err, auth.ErrOperatorExists) {
 			return fmt.Errorf("demo operator %s: %w", op.ID, err)
 		}
 	}
-	return a.Run(ctx)
+	for _, site := range fx.Sites("SG") {
+		if site.Type != sim.SiteHub {
+			continue
+		}
+		_, err := a.Sorting().Chutes().Put(ctx, site.ID, sorting.NumberedChuteMap(fx.NextHops(site.ID)), 0, "demo")
+		if err != nil && !errors.Is(err, sorting.ErrVersionConflict) {
+			return fmt.Errorf("demo chute map %s: %w", site.ID, err)
+		}
+	}
+	return nil
+}
+
+// StartSim starts the downstream simulator in this process.
+func StartSim(ctx context.Context, c config.Sim, log *zap.Logger) (*sim.Simulator, error) {
+	sc := sim.DefaultConfig()
+	sc.Seed, sc.Latency = c.Seed, c.Latency
+	s, err := sim.New(sc, slog.New(zapslog.NewHandler(log.Named("sim").Core())))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(c.Addr); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func printWelcome(out io.Writer, cfg config.Config, httpAddr, grpcAddr string) {
@@ -68,11 +111,12 @@ func printWelcome(out io.Writer, cfg config.Config, httpAddr, grpcAddr string) {
     Ops console    %s/ops
     Health         %s/readyz   metrics %s/metrics
     Sorter gRPC    %s
+    Simulator      %s (downstream services)
     PostgreSQL     %s
     Redis          %s
 
   Demo operators (password %q):
-`, DemoStation, base, base, base, base, hostPort(grpcAddr), config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
+`, DemoStation, base, base, base, base, hostPort(grpcAddr), cfg.Downstream.Addr, config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
 	for _, op := range demoOperators {
 		fmt.Fprintf(out, "    %-5s %-28s %-10s %s\n", op.ID, op.Name, op.Role, op.StationID)
 	}

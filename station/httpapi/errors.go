@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/workorder"
 )
@@ -45,6 +46,13 @@ var mapping = []struct {
 	{auth.ErrInvalidOperator, http.StatusBadRequest, "invalid_operator"},
 	{auth.ErrOperatorExists, http.StatusConflict, "operator_exists"},
 	{workorder.ErrScanIDReused, http.StatusConflict, "scan_id_reused"},
+	{sorting.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
+	{sorting.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},
+	{sorting.ErrNoChuteMap, http.StatusConflict, "no_chute_map"},
+	{sorting.ErrInvalidChuteMap, http.StatusBadRequest, "invalid_chute_map"},
+	{sorting.ErrVersionConflict, http.StatusPreconditionFailed, "version_conflict"},
+	{sorting.ErrNoFlow, http.StatusConflict, "no_flow"},
+	{sorting.ErrNotFound, http.StatusNotFound, "not_found"},
 }
 
 type errorBody struct {
@@ -65,7 +73,11 @@ func toAPIError(err error) *Error {
 	}
 	for _, m := range mapping {
 		if errors.Is(err, m.target) {
-			return &Error{Status: m.status, Code: m.code, Message: m.target.Error()}
+			msg := m.target.Error()
+			if m.status < 500 {
+				msg = err.Error() // a client's mistake: the wrapped detail helps them fix it
+			}
+			return &Error{Status: m.status, Code: m.code, Message: msg}
 		}
 	}
 	if isDatabaseDown(err) {

@@ -19,6 +19,14 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/auth/logout", s.handle(anyOperator, s.logout))
 	mux.Handle("GET /api/v1/me", s.handle(anyOperator, s.me))
 
+	// Receive and sort: every station role scans.
+	mux.Handle("POST /api/v1/receive", s.handle(anyOperator, s.receive))
+	mux.Handle("POST /api/v1/sort", s.handle(anyOperator, s.sort))
+	mux.Handle("GET /api/v1/sort/{tracking_no}", s.handle(anyOperator, s.latestSort))
+	mux.Handle("GET /api/v1/stations/{id}/chutes", s.handle(anyOperator, s.getChutes))
+	mux.Handle("PUT /api/v1/stations/{id}/chutes", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putChutes))
+	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))
+
 	// Profiling, ops only: it exposes internals.
 	ops := roles(auth.RoleOps)
 	mux.Handle("GET /debug/pprof/", s.handle(ops, wrap(pprof.Index)))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/ratelimit"
 )
@@ -30,6 +31,7 @@ type Deps struct {
 	Limiter  *ratelimit.Limiter
 	Registry *prometheus.Registry // served on /metrics
 	Ready    map[string]Check     // readiness checks by name
+	Sorting  *sorting.Service
 }
 
 // Server holds the router and its dependencies.
@@ -44,6 +46,7 @@ type Server struct {
 	draining      atomic.Bool
 	operatorLimit ratelimit.Limit
 	handler       http.Handler
+	sorting       *sorting.Service
 }
 
 // New builds the HTTP edge.
@@ -55,6 +58,7 @@ func New(cfg Config, d Deps) *Server {
 		limiter:       d.Limiter,
 		registry:      d.Registry,
 		ready:         d.Ready,
+		sorting:       d.Sorting,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
 	}
 	var reg prometheus.Registerer

@@ -1,0 +1,233 @@
+package sorting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Chute-map errors.
+var (
+	ErrInvalidChuteMap = errors.New("invalid chute map")
+	ErrNoChuteMap      = errors.New("station has no chute map")
+	ErrVersionConflict = errors.New("chute map was changed by someone else")
+)
+
+// MaxChute bounds chute numbers: the largest cross-belt sorters have a few
+// hundred destinations per side.
+const MaxChute = 999
+
+var siteIDPattern = regexp.MustCompile(`^[A-Z]{2}-[A-Z][0-9]{2,4}$`)
+
+// ChuteMap says which chutes of a station's sorter serve which next hop,
+// plus the special chutes every sorter needs.
+type ChuteMap struct {
+	// NextHops maps a next-hop site to its chutes, in the order they fill:
+	// when the first is reported full, parcels go to the next.
+	NextHops map[string][]int `json:"next_hops"`
+	// ExceptionChute receives parcels with a business exception.
+	ExceptionChute int `json:"exception_chute"`
+	// OverflowChute receives parcels whose chutes are all full.
+	OverflowChute int `json:"overflow_chute"`
+	// RejectChute receives no-reads and parcels the sorter cannot decide in
+	// time; on a loop sorter it is where recirculation ends.
+	RejectChute int `json:"reject_chute"`
+}
+
+// Validate reports every problem at once: each chute used once, special
+// chutes present and distinct, site ids well formed, numbers in range.
+func (m ChuteMap) Validate() error {
+	var problems []string
+	used := map[int]string{}
+	claim := func(chute int, owner string) {
+		if chute < 1 || chute > MaxChute {
+			problems = append(problems, fmt.Sprintf("%s: chute %d is not between 1 and %d", owner, chute, MaxChute))
+			return
+		}
+		if prev, dup := used[chute]; dup {
+			problems = append(problems, fmt.Sprintf("chute %d is used by both %s and %s", chute, prev, owner))
+			return
+		}
+		used[chute] = owner
+	}
+	for _, special := range []struct {
+		name  string
+		chute int
+	}{{"exception_chute", m.ExceptionChute}, {"overflow_chute", m.OverflowChute}, {"reject_chute", m.RejectChute}} {
+		if special.chute == 0 {
+			problems = append(problems, special.name+" is required")
+			continue
+		}
+		claim(special.chute, special.name)
+	}
+	if len(m.NextHops) == 0 {
+		problems = append(problems, "next_hops must name at least one next hop")
+	}
+	hops := make([]string, 0, len(m.NextHops))
+	for hop := range m.NextHops {
+		hops = append(hops, hop)
+	}
+	sort.Strings(hops)
+	for _, hop := range hops {
+		if !siteIDPattern.MatchString(hop) {
+			problems = append(problems, fmt.Sprintf("next hop %q is not a site id like SG-L07", hop))
+		}
+		if len(m.NextHops[hop]) == 0 {
+			problems = append(problems, fmt.Sprintf("next hop %s has no chute", hop))
+		}
+		for _, c := range m.NextHops[hop] {
+			claim(c, hop)
+		}
+	}
+	if len(problems) > 0 {
+		return &ChuteMapError{Problems: problems}
+	}
+	return nil
+}
+
+// ChuteMapError lists every problem of a rejected chute map.
+type ChuteMapError struct{ Problems []string }
+
+func (e *ChuteMapError) Error() string {
+	return fmt.Sprintf("invalid chute map: %d problem(s): %v", len(e.Problems), e.Problems)
+}
+
+func (e *ChuteMapError) Unwrap() error { return ErrInvalidChuteMap }
+
+// StoredChuteMap is a chute map with its version and audit fields.
+type StoredChuteMap struct {
+	StationID string    `json:"station_id"`
+	Version   int       `json:"version"`
+	UpdatedBy string    `json:"updated_by"`
+	UpdatedAt time.Time `json:"updated_at"`
+	ChuteMap
+}
+
+// ChuteStore keeps chute maps in PostgreSQL with a short in-process cache:
+// the map is read on every sort, changed a few times a day.
+type ChuteStore struct {
+	db  *pgxpool.Pool
+	ttl time.Duration
+	now func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]cachedMap
+}
+
+type cachedMap struct {
+	m       StoredChuteMap
+	fetched time.Time
+}
+
+// NewChuteStore builds a store whose cache entries live for ttl.
+func NewChuteStore(db *pgxpool.Pool, ttl time.Duration) *ChuteStore {
+	return &ChuteStore{db: db, ttl: ttl, now: time.Now, cache: map[string]cachedMap{}}
+}
+
+// Get returns the station's chute map, from the cache when fresh.
+func (s *ChuteStore) Get(ctx context.Context, station string) (StoredChuteMap, error) {
+	s.mu.RLock()
+	c, ok := s.cache[station]
+	s.mu.RUnlock()
+	if ok && s.now().Sub(c.fetched) < s.ttl {
+		return c.m, nil
+	}
+	m, err := s.load(ctx, station)
+	if err != nil {
+		return StoredChuteMap{}, err
+	}
+	s.mu.Lock()
+	s.cache[station] = cachedMap{m: m, fetched: s.now()}
+	s.mu.Unlock()
+	return m, nil
+}
+
+func (s *ChuteStore) load(ctx context.Context, station string) (StoredChuteMap, error) {
+	var m StoredChuteMap
+	var raw []byte
+	err := s.db.QueryRow(ctx,
+		`SELECT station_id, version, updated_by, updated_at, map FROM chute_maps WHERE station_id = $1`, station).
+		Scan(&m.StationID, &m.Version, &m.UpdatedBy, &m.UpdatedAt, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return StoredChuteMap{}, fmt.Errorf("station %s: %w", station, ErrNoChuteMap)
+	}
+	if err != nil {
+		return StoredChuteMap{}, fmt.Errorf("sorting: load chute map %s: %w", station, err)
+	}
+	if err := json.Unmarshal(raw, &m.ChuteMap); err != nil {
+		return StoredChuteMap{}, fmt.Errorf("sorting: decode chute map %s: %w", station, err)
+	}
+	return m, nil
+}
+
+// Put validates and stores a chute map. expectVersion is the version the
+// writer read (0 for a station without a map): a stale write fails with
+// ErrVersionConflict instead of overwriting a colleague's change.
+func (s *ChuteStore) Put(ctx context.Context, station string, m ChuteMap, expectVersion int, by string) (StoredChuteMap, error) {
+	if err := m.Validate(); err != nil {
+		return StoredChuteMap{}, err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return StoredChuteMap{}, err
+	}
+	var out StoredChuteMap
+	if expectVersion == 0 {
+		err = s.db.QueryRow(ctx,
+			`INSERT INTO chute_maps (station_id, version, map, updated_by) VALUES ($1, 1, $2, $3)
+			 ON CONFLICT (station_id) DO NOTHING
+			 RETURNING version, updated_at`, station, raw, by).Scan(&out.Version, &out.UpdatedAt)
+	} else {
+		err = s.db.QueryRow(ctx,
+			`UPDATE chute_maps SET map = $2, updated_by = $3, updated_at = now(), version = version + 1
+			  WHERE station_id = $1 AND version = $4
+			 RETURNING version, updated_at`, station, raw, by, expectVersion).Scan(&out.Version, &out.UpdatedAt)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return StoredChuteMap{}, fmt.Errorf("station %s: %w", station, ErrVersionConflict)
+	}
+	if err != nil {
+		return StoredChuteMap{}, fmt.Errorf("sorting: store chute map %s: %w", station, err)
+	}
+	out.StationID, out.UpdatedBy, out.ChuteMap = station, by, m
+	s.Forget(station)
+	return out, nil
+}
+
+// Forget drops a cached map (after a change, or a change signal from
+// another instance).
+func (s *ChuteStore) Forget(station string) {
+	s.mu.Lock()
+	delete(s.cache, station)
+	s.mu.Unlock()
+}
+
+// ChuteFor is the first chute of nextHop, and whether the map has one.
+func (m ChuteMap) ChuteFor(nextHop string) (int, bool) {
+	cs := m.NextHops[nextHop]
+	if len(cs) == 0 {
+		return 0, false
+	}
+	return cs[0], true
+}
+
+// NumberedChuteMap gives each next hop one chute, numbered from 1 in the
+// order given, with the special chutes after them: the layout of a new
+// sorter before a supervisor tunes it (demo data and tests use it).
+func NumberedChuteMap(nextHops []string) ChuteMap {
+	m := ChuteMap{NextHops: make(map[string][]int, len(nextHops))}
+	for i, hop := range nextHops {
+		m.NextHops[hop] = []int{i + 1}
+	}
+	base := len(nextHops) + 1
+	m.ExceptionChute, m.OverflowChute, m.RejectChute = base, base+1, base+2
+	return m
+}

@@ -1,0 +1,18 @@
+// Package sorting decides where a parcel goes next at a station: the atomic
+// sorting steps (one downstream question each), the per-market flows that
+// arrange them as a DAG (flows/*.yaml, versioned in PostgreSQL), the chute
+// maps, and the manual sort and receive operations with their work orders.
+//
+// A business exception (cancelled, unpaid, wrong station, ...) is an outcome,
+// not a failure: the step that finds it stops the run with an *Exception, and
+// the parcel goes to the exception chute with that code. A dependency that is
+// down is DOWNSTREAM_UNAVAILABLE, also an outcome: the terminal and the belt
+// always get an answer within the flow's deadline.
+//
+// Recording happens after the graph, not as one of its nodes: the record
+// holds the run's own outcome (degraded steps, the exception, the trace),
+// which exists only once the graph has finished. It is one transaction: sort
+// result, work order and tracking event together or not at all.
+//
+// sorting never imports station and never speaks HTTP or gRPC.
+package sorting

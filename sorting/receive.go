@@ -1,0 +1,108 @@
+package sorting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/workorder"
+)
+
+// Receipt is the answer to an inbound scan.
+type Receipt struct {
+	TrackingNo  string     `json:"tracking_no"`
+	StationID   string     `json:"station_id"`
+	Accepted    bool       `json:"accepted"`
+	Exception   *Exception `json:"exception"`
+	WorkOrderID string     `json:"work_order_id"`
+	ReceivedAt  time.Time  `json:"received_at"`
+}
+
+// ReceiveOutcome is a receipt plus what the edge needs to answer.
+type ReceiveOutcome struct {
+	Receipt  Receipt
+	Body     []byte
+	Replayed bool
+}
+
+// Receive records a parcel's arrival at a station: the waybill must exist,
+// the parcel must be routed via the station and be neither cancelled nor
+// intercepted; otherwise it is flagged with the exception's code, never
+// silently accepted.
+func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error) {
+	tn, err := s.validate(scan)
+	if err != nil {
+		return ReceiveOutcome{}, err
+	}
+	hash := workorder.RequestHash("receive", string(tn))
+	if body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash); err == nil {
+		return receiptReplay(body)
+	} else if !errors.Is(err, workorder.ErrNotFound) {
+		return ReceiveOutcome{}, err
+	}
+	flow, err := s.flows.Latest(ReceiveFlow)
+	if err != nil {
+		return ReceiveOutcome{}, err
+	}
+	_, runErr := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(scan.StationID)},
+		dag.Options{Metrics: s.metrics})
+	rc := Receipt{TrackingNo: string(tn), StationID: scan.StationID, Accepted: runErr == nil}
+	if runErr != nil {
+		var exc *Exception
+		if !errors.As(runErr, &exc) {
+			exc = &Exception{Code: CodeDownstreamUnavailable, Reason: unavailableReason(runErr)}
+		}
+		rc.Exception = exc
+	}
+	woID := workorder.NewID()
+	rc.WorkOrderID = woID.String()
+	rc.ReceivedAt = s.now().UTC().Truncate(time.Millisecond)
+	body, err := json.Marshal(rc)
+	if err != nil {
+		return ReceiveOutcome{}, err
+	}
+	outcome, eventType, payload := "ok", "arrived", map[string]any{}
+	var code, reason *string
+	if rc.Exception != nil {
+		outcome, eventType = rc.Exception.Code, "exception"
+		code, reason = &rc.Exception.Code, &rc.Exception.Reason
+		payload["code"], payload["reason"], payload["stage"] = rc.Exception.Code, rc.Exception.Reason, "receive"
+	}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := workorder.Record(ctx, tx, workorder.Order{
+			ID: woID, StationID: scan.StationID, Type: "receive", TrackingNo: rc.TrackingNo, Actor: scan.Actor,
+			ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
+			Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
+		}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
+			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
+		return err
+	})
+	if errors.Is(err, workorder.ErrDuplicateScan) {
+		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
+		if err != nil {
+			return ReceiveOutcome{}, err
+		}
+		return receiptReplay(body)
+	}
+	if err != nil {
+		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
+	}
+	return ReceiveOutcome{Receipt: rc, Body: body}, nil
+}
+
+func receiptReplay(body []byte) (ReceiveOutcome, error) {
+	var rc Receipt
+	if err := json.Unmarshal(body, &rc); err != nil {
+		return ReceiveOutcome{}, fmt.Errorf("sorting: stored receipt: %w", err)
+	}
+	return ReceiveOutcome{Receipt: rc, Body: body, Replayed: true}, nil
+}

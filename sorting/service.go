@@ -1,0 +1,266 @@
+package sorting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/workorder"
+)
+
+// Errors of the sort and receive operations (besides ErrInvalidTrackingNo and
+// the chute-map errors).
+var (
+	ErrMissingScanID = errors.New("scan_id is required")
+	ErrNoFlow        = errors.New("no sorting flow for this station")
+	ErrNotFound      = errors.New("no sort result for this parcel at this station")
+)
+
+// Scan is one operator or machine request about one parcel.
+type Scan struct {
+	StationID  string
+	TrackingNo string // as sent; Sort normalises it
+	ScanID     string
+	Actor      workorder.Actor
+}
+
+// Result is the answer to a sort: the JSON the terminal shows.
+type Result struct {
+	TrackingNo  string             `json:"tracking_no"`
+	StationID   string             `json:"station_id"`
+	NextHop     *string            `json:"next_hop"`
+	Chute       int                `json:"chute"`
+	Exception   *Exception         `json:"exception"`
+	Flow        string             `json:"flow"`
+	FlowVersion int                `json:"flow_version"`
+	Degraded    []dag.Degradation  `json:"degraded"`
+	WorkOrderID string             `json:"work_order_id"`
+	SortedAt    time.Time          `json:"sorted_at"`
+	Trace       *dag.Trace         `json:"trace,omitempty"`
+}
+
+// Outcome is a sort's result plus what the edge needs to answer.
+type Outcome struct {
+	Result   Result
+	Body     []byte // the stored response, returned byte for byte on replay
+	Replayed bool
+}
+
+// SortOptions adjust one sort.
+type SortOptions struct {
+	Trace bool // include the DAG trace in the answer
+}
+
+// Service runs the sorting flows and records their results.
+type Service struct {
+	db      *pgxpool.Pool
+	flows   *FlowSet
+	chutes  *ChuteStore
+	metrics *dag.Metrics
+	now     func() time.Time
+}
+
+// NewService builds the sorting service.
+func NewService(db *pgxpool.Pool, flows *FlowSet, chutes *ChuteStore, metrics *dag.Metrics) *Service {
+	return &Service{db: db, flows: flows, chutes: chutes, metrics: metrics, now: time.Now}
+}
+
+// Chutes is the chute-map store the service sorts with.
+func (s *Service) Chutes() *ChuteStore { return s.chutes }
+
+// Flows is the set of flows the service runs.
+func (s *Service) Flows() *FlowSet { return s.flows }
+
+// Sort decides the next hop and chute of a parcel at a station and records
+// it: sort result, work order and tracking event in one transaction. A scan
+// id already used at this station replays the stored answer.
+func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcome, error) {
+	tn, err := s.validate(scan)
+	if err != nil {
+		return Outcome{}, err
+	}
+	hash := workorder.RequestHash("sort", string(tn))
+	if body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash); err == nil {
+		return replayed(body)
+	} else if !errors.Is(err, workorder.ErrNotFound) {
+		return Outcome{}, err
+	}
+	// The chute map is checked first: without one no parcel can be sorted
+	// and the supervisor must be told, not every parcel sent to exceptions.
+	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
+		return Outcome{}, err
+	}
+	plan, err := s.flows.ForStation(scan.StationID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
+	if opts.Trace {
+		res.Trace = &run.Trace
+	}
+	return s.record(ctx, scan, hash, res, &run.Trace)
+}
+
+// Run sorts without recording: for shadow comparisons and pre-sort, which
+// store results their own way.
+func (s *Service) Run(ctx context.Context, flow *Flow, stationID string, tn TrackingNo, dryRun bool) (Result, *dag.Result) {
+	return s.run(ctx, flow, stationID, tn, dag.Options{DryRun: dryRun, Sequential: flow.Sequential})
+}
+
+func (s *Service) run(ctx context.Context, flow *Flow, stationID string, tn TrackingNo, opts dag.Options) (Result, *dag.Result) {
+	opts.Metrics = s.metrics
+	res := Result{TrackingNo: string(tn), StationID: stationID, Flow: flow.Name, FlowVersion: flow.Version, Degraded: []dag.Degradation{}}
+	run, err := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(stationID)}, opts)
+	if run != nil && len(run.Degraded) > 0 {
+		res.Degraded = run.Degraded
+	}
+	if err == nil {
+		hop, _ := dag.Output(run, KeyNextHop)
+		chute, _ := dag.Output(run, KeyChute)
+		res.NextHop, res.Chute = &hop, chute
+		return res, run
+	}
+	var exc *Exception
+	if !errors.As(err, &exc) {
+		exc = &Exception{Code: CodeDownstreamUnavailable, Reason: unavailableReason(err)}
+	}
+	res.Exception = exc
+	if m, cerr := s.chutes.Get(ctx, stationID); cerr == nil {
+		res.Chute = m.ExceptionChute
+	}
+	return res, run
+}
+
+// unavailableReason says which step could not finish, without leaking
+// internal addresses or messages to the terminal.
+func unavailableReason(err error) string {
+	var ne *dag.NodeError
+	if errors.As(err, &ne) {
+		switch {
+		case errors.Is(err, dag.ErrTimeout), errors.Is(err, dag.ErrDeadline), errors.Is(err, context.DeadlineExceeded):
+			return fmt.Sprintf("%s did not answer in time", ne.Step)
+		default:
+			return fmt.Sprintf("%s failed", ne.Step)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, dag.ErrDeadline) {
+		return "the sort did not finish in time"
+	}
+	return "a dependency failed"
+}
+
+func (s *Service) validate(scan Scan) (TrackingNo, error) {
+	if scan.ScanID == "" {
+		return "", ErrMissingScanID
+	}
+	if len(scan.ScanID) > 128 {
+		return "", fmt.Errorf("%w: at most 128 characters", ErrMissingScanID)
+	}
+	return ParseTrackingNo(scan.TrackingNo)
+}
+
+func replayed(body []byte) (Outcome, error) {
+	var r Result
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Outcome{}, fmt.Errorf("sorting: stored response: %w", err)
+	}
+	return Outcome{Result: r, Body: body, Replayed: true}, nil
+}
+
+// record writes the sort result, its work order and its tracking event in one
+// transaction. A concurrent request with the same scan id that committed
+// first wins; this one rolls back and replays it.
+func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result, trace *dag.Trace) (Outcome, error) {
+	woID := workorder.NewID()
+	res.WorkOrderID = woID.String()
+	res.SortedAt = s.now().UTC().Truncate(time.Millisecond)
+	withTrace := res.Trace
+	res.Trace = nil
+	body, err := json.Marshal(res)
+	if err != nil {
+		return Outcome{}, err
+	}
+	traceJSON, err := json.Marshal(trace)
+	if err != nil {
+		return Outcome{}, err
+	}
+	outcome, eventType, payload := "ok", "sorted", map[string]any{"chute": res.Chute, "flow": res.Flow, "flow_version": res.FlowVersion}
+	var hop, excCode, excReason *string
+	if res.NextHop != nil {
+		hop = res.NextHop
+		payload["next_hop"] = *res.NextHop
+	}
+	if res.Exception != nil {
+		outcome, eventType = res.Exception.Code, "exception"
+		excCode, excReason = &res.Exception.Code, &res.Exception.Reason
+		payload["code"], payload["reason"] = res.Exception.Code, res.Exception.Reason
+	}
+	degraded, _ := json.Marshal(res.Degraded)
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := workorder.Record(ctx, tx, workorder.Order{
+			ID: woID, StationID: scan.StationID, Type: "sort", TrackingNo: res.TrackingNo, Actor: scan.Actor,
+			ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
+			Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
+		}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
+			                           flow, flow_version, degraded, trace, source, created_at)
+			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
+			woID, scan.StationID, res.TrackingNo, hop, res.Chute, excCode, excReason, res.Flow, res.FlowVersion, degraded, traceJSON, res.SortedAt)
+		return err
+	})
+	if errors.Is(err, workorder.ErrDuplicateScan) {
+		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return replayed(body)
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
+	}
+	res.Trace = withTrace
+	return Outcome{Result: res, Body: body}, nil
+}
+
+// Latest is the newest sort result of a parcel at a station.
+func (s *Service) Latest(ctx context.Context, stationID string, tn TrackingNo) (Result, error) {
+	var body []byte
+	err := s.db.QueryRow(ctx,
+		`SELECT w.response FROM sort_results r JOIN work_orders w ON w.id = r.work_order_id
+		  WHERE r.station_id = $1 AND r.tracking_no = $2 ORDER BY r.created_at DESC LIMIT 1`,
+		stationID, string(tn)).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Result{}, fmt.Errorf("%s at %s: %w", tn, stationID, ErrNotFound)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("sorting: latest %s: %w", tn, err)
+	}
+	var r Result
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Result{}, err
+	}
+	return r, nil
+}
+
+// Trace returns the stored trace of a sort result by its work order id.
+func (s *Service) Trace(ctx context.Context, stationID, workOrderID string) (json.RawMessage, error) {
+	var raw []byte
+	err := s.db.QueryRow(ctx,
+		`SELECT trace FROM sort_results WHERE work_order_id::text = $1 AND station_id = $2`, workOrderID, stationID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sorting: trace %s: %w", workOrderID, err)
+	}
+	return raw, nil
+}
