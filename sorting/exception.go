@@ -31,6 +31,10 @@ type Exception struct {
 
 func (e *Exception) Error() string { return e.Code + ": " + e.Reason }
 
+// StopsRun makes a step's exception end the run even from a degradable node:
+// a finding is not a failure to replace with a fallback.
+func (e *Exception) StopsRun() bool { return true }
+
 func exceptionf(code, format string, args ...any) error {
 	return &Exception{Code: code, Reason: fmt.Sprintf(format, args...)}
 }

@@ -25,12 +25,14 @@ import (
 	"github.com/expresshub/station/clients"
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/migrations"
+	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/grpcserver"
 	"github.com/expresshub/station/station/httpapi"
 	"github.com/expresshub/station/station/ratelimit"
+	"github.com/expresshub/station/station/relay"
 )
 
 // Options adjust how a station starts.
@@ -55,6 +57,8 @@ type App struct {
 	auth     *auth.Service
 	clients  *clients.Set
 	sorting  *sorting.Service
+	packing  *packing.Service
+	relay    *relay.Relay
 	http     *httpapi.Server
 	grpc     *grpcserver.Server
 	closers  []func()
@@ -86,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	})
 	a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 
-	a.auth = auth.NewService(db, cfg.Auth.TokenTTL)
+	a.auth = auth.NewService(db, cfg.Auth.TokenTTL, auth.WithBcryptCost(cfg.Auth.BcryptCost))
 	limiter := ratelimit.New(a.rdb, cfg.Redis.Prefix)
 
 	migrator, closeMigrator, err := migrations.FromPool(db)
@@ -119,6 +123,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		return nil, err
 	}
 	a.sorting = sorting.NewService(db, flows, chutes, dagMetrics)
+	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
+	a.relay = relay.New(db, a.clients.OrderCenter, relay.Config{
+		BatchSize:   cfg.Relay.BatchSize,
+		Interval:    cfg.Relay.Interval,
+		MaxAttempts: cfg.Relay.MaxAttempts,
+	}, log.Named("relay"), a.registry)
 
 	a.http = httpapi.New(httpapi.Config{
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
@@ -130,6 +140,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Limiter:  limiter,
 		Registry: a.registry,
 		Sorting:  a.sorting,
+		Packing:  a.packing,
+		Outbox:   relay.NewOutbox(db),
 		Ready: map[string]httpapi.Check{
 			"postgres": func(ctx context.Context) error { return db.Ping(ctx) },
 			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
@@ -233,7 +245,10 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // startWorkers launches the background jobs; each stops when ctx ends.
-func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {}
+func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
+	// The tracking relay: on stop it finishes or releases its batch.
+	wg.Go(func() { a.relay.Run(ctx) })
+}
 
 // Close releases pools and clients in reverse order of creation.
 func (a *App) Close() {

@@ -71,6 +71,7 @@ type Auth struct {
 	TokenTTL          time.Duration `mapstructure:"token_ttl"`
 	LoginPerMinute    int           `mapstructure:"login_per_minute"`
 	RequestsPerSecond int           `mapstructure:"requests_per_second"`
+	BcryptCost        int           `mapstructure:"bcrypt_cost"`
 }
 
 type Shutdown struct {
@@ -109,7 +110,7 @@ func Defaults() Config {
 		},
 		GRPC:       GRPC{Addr: ":9090"},
 		Log:        Log{Format: "json", Level: "info"},
-		Auth:       Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50},
+		Auth:       Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50, BcryptCost: 10},
 		Shutdown:   Shutdown{Grace: 15 * time.Second},
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
@@ -316,6 +317,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad(key, "must be a positive duration such as 15s")
 		}
+	}
+	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 16 {
+		return bad("auth.bcrypt_cost", "must be between 4 and 16")
 	}
 	if c.Auth.LoginPerMinute < 1 {
 		return bad("auth.login_per_minute", "must be at least 1")

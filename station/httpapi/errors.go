@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -53,6 +55,40 @@ var mapping = []struct {
 	{sorting.ErrVersionConflict, http.StatusPreconditionFailed, "version_conflict"},
 	{sorting.ErrNoFlow, http.StatusConflict, "no_flow"},
 	{sorting.ErrNotFound, http.StatusNotFound, "not_found"},
+	// Packing and handover.
+	{packing.ErrOtherStation, http.StatusForbidden, "forbidden"},
+	{packing.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
+	{packing.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},
+	{packing.ErrInvalidNextHop, http.StatusBadRequest, "invalid_next_hop"},
+	{packing.ErrUnknownNextHop, http.StatusBadRequest, "unknown_next_hop"},
+	{packing.ErrWeightOutOfBounds, http.StatusBadRequest, "invalid_weight"},
+	{packing.ErrInvalidBagStatus, http.StatusBadRequest, "invalid_status"},
+	{packing.ErrInvalidHandover, http.StatusBadRequest, "invalid_handover"},
+	{packing.ErrUnknownTrip, http.StatusBadRequest, "unknown_trip"},
+	{packing.ErrBagNotFound, http.StatusNotFound, "bag_not_found"},
+	{packing.ErrNotInBag, http.StatusNotFound, "not_in_bag"},
+	{packing.ErrHandoverNotFound, http.StatusNotFound, "handover_not_found"},
+	{packing.ErrNotSorted, http.StatusConflict, "not_sorted"},
+	{packing.ErrWrongNextHop, http.StatusConflict, "wrong_next_hop"},
+	{packing.ErrAlreadyBagged, http.StatusConflict, "already_bagged"},
+	{packing.ErrBagSealed, http.StatusConflict, "bag_sealed"},
+	{packing.ErrBagEmpty, http.StatusConflict, "bag_empty"},
+	{packing.ErrBagNotSealed, http.StatusConflict, "bag_not_sealed"},
+	{packing.ErrTripOtherStation, http.StatusConflict, "trip_other_station"},
+	{packing.ErrHandoverClosed, http.StatusConflict, "handover_closed"},
+	{packing.ErrHandoverEmpty, http.StatusConflict, "handover_empty"},
+	{packing.ErrBagOnHandover, http.StatusConflict, "bag_on_handover"},
+	{packing.ErrNotOnTrip, http.StatusConflict, "next_hop_not_on_trip"},
+	{packing.ErrDependencyUnavailable, http.StatusServiceUnavailable, "dependency_unavailable"},
+	// Tracking relay (ops).
+	{relay.ErrNotFound, http.StatusNotFound, "event_not_found"},
+}
+
+// detailer is a domain error that carries client-safe facts about a
+// refusal (which bag holds the parcel); they go out as error.details.
+type detailer interface {
+	error
+	Details() map[string]any
 }
 
 type errorBody struct {
@@ -77,7 +113,14 @@ func toAPIError(err error) *Error {
 			if m.status < 500 {
 				msg = err.Error() // a client's mistake: the wrapped detail helps them fix it
 			}
-			return &Error{Status: m.status, Code: m.code, Message: msg}
+			apiErr := &Error{Status: m.status, Code: m.code, Message: msg}
+			if d, ok := errors.AsType[detailer](err); ok && m.status < 500 {
+				apiErr.Details = d.Details()
+			}
+			if m.status == http.StatusServiceUnavailable {
+				apiErr.RetryAfter = time.Second
+			}
+			return apiErr
 		}
 	}
 	if isDatabaseDown(err) {

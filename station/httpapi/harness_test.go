@@ -23,14 +23,14 @@ import (
 
 // harness is one HTTP edge on a fresh database and a private Redis prefix.
 type harness struct {
-	t      *testing.T
-	srv    *Server
-	http   *httptest.Server
-	db     *pgxpool.Pool
-	auth   *auth.Service
-	logs   *observer.ObservedLogs
-	now    time.Time
-	ready  map[string]Check
+	t     *testing.T
+	srv   *Server
+	http  *httptest.Server
+	db    *pgxpool.Pool
+	auth  *auth.Service
+	logs  *observer.ObservedLogs
+	now   time.Time
+	ready map[string]Check
 }
 
 func newHarness(t *testing.T) *harness {

@@ -27,6 +27,21 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("PUT /api/v1/stations/{id}/chutes", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putChutes))
 	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))
 
+	// Packing and handover: every station role packs and hands over; an
+	// object of another station is refused (403) by the domain.
+	mux.Handle("POST /api/v1/bags", s.handle(anyOperator, s.openBag))
+	mux.Handle("GET /api/v1/bags", s.handle(anyOperator, s.listBags))
+	mux.Handle("GET /api/v1/bags/{id}", s.handle(anyOperator, s.getBag))
+	mux.Handle("POST /api/v1/bags/{id}/items", s.handle(anyOperator, s.addBagItem))
+	mux.Handle("DELETE /api/v1/bags/{id}/items/{tracking_no}", s.handle(anyOperator, s.removeBagItem))
+	mux.Handle("POST /api/v1/bags/{id}/seal", s.handle(anyOperator, s.sealBag))
+	mux.Handle("GET /api/v1/bags/{id}/label", s.handle(anyOperator, s.bagLabel))
+	mux.Handle("POST /api/v1/handovers", s.handle(anyOperator, s.openHandover))
+	mux.Handle("GET /api/v1/handovers/{id}", s.handle(anyOperator, s.getHandover))
+	mux.Handle("POST /api/v1/handovers/{id}/bags", s.handle(anyOperator, s.addHandoverBag))
+	mux.Handle("POST /api/v1/handovers/{id}/close", s.handle(anyOperator, s.closeHandover))
+	mux.Handle("GET /api/v1/handovers/{id}/manifest", s.handle(anyOperator, s.handoverManifest))
+
 	// Profiling, ops only: it exposes internals.
 	ops := roles(auth.RoleOps)
 	mux.Handle("GET /debug/pprof/", s.handle(ops, wrap(pprof.Index)))
@@ -34,6 +49,11 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /debug/pprof/profile", s.handle(ops, wrap(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/symbol", s.handle(ops, wrap(pprof.Symbol)))
 	mux.Handle("GET /debug/pprof/trace", s.handle(ops, wrap(pprof.Trace)))
+
+	// Tracking relay (ops).
+	mux.Handle("GET /api/v1/ops/outbox", s.handle(ops, s.outboxStats))
+	mux.Handle("GET /api/v1/ops/outbox/dead", s.handle(ops, s.deadEvents))
+	mux.Handle("POST /api/v1/ops/outbox/dead/{id}/retry", s.handle(ops, s.retryDeadEvent))
 
 	mux.Handle("/api/", s.handle(public, func(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusNotFound, "not_found", "no such endpoint")

@@ -9,9 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/ratelimit"
+	"github.com/expresshub/station/station/relay"
 )
 
 // Config is what the HTTP edge needs from the station configuration.
@@ -32,6 +34,8 @@ type Deps struct {
 	Registry *prometheus.Registry // served on /metrics
 	Ready    map[string]Check     // readiness checks by name
 	Sorting  *sorting.Service
+	Packing  *packing.Service // bags and handovers
+	Outbox   *relay.Outbox    // the tracking outbox, for the ops API
 }
 
 // Server holds the router and its dependencies.
@@ -47,6 +51,8 @@ type Server struct {
 	operatorLimit ratelimit.Limit
 	handler       http.Handler
 	sorting       *sorting.Service
+	packing       *packing.Service
+	outbox        *relay.Outbox
 }
 
 // New builds the HTTP edge.
@@ -59,6 +65,8 @@ func New(cfg Config, d Deps) *Server {
 		registry:      d.Registry,
 		ready:         d.Ready,
 		sorting:       d.Sorting,
+		packing:       d.Packing,
+		outbox:        d.Outbox,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
 	}
 	var reg prometheus.Registerer

@@ -1,0 +1,134 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/expresshub/station/clients/flight"
+	downstreamv1 "github.com/expresshub/station/proto/downstream/v1"
+)
+
+// Basic is the client of the basic (master data) service: sites, routes,
+// service areas, lane restrictions.
+type Basic struct {
+	rpc   downstreamv1.BasicServiceClient
+	ep    *endpoint
+	sites *flight.Group[string, Site] // nil: singleflight disabled
+}
+
+func newBasic(rpc downstreamv1.BasicServiceClient, ep *endpoint, cfg Config, m *metrics) *Basic {
+	b := &Basic{rpc: rpc, ep: ep}
+	if !cfg.DisableSiteSingleflight {
+		// The shared lookup runs under GetSite's own cap, whoever waits.
+		b.sites = flight.New[string, Site](flight.Options{Name: "site", Timeout: ep.deadline("GetSite"), Metrics: m.flight})
+	}
+	return b
+}
+
+// GetSite returns a site; ErrNotFound when unknown. Concurrent lookups of one
+// site share one downstream call; each caller still returns at its own
+// deadline.
+func (b *Basic) GetSite(ctx context.Context, siteID string) (Site, error) {
+	id := strings.ToUpper(strings.TrimSpace(siteID))
+	if b.sites == nil {
+		return b.getSite(ctx, id)
+	}
+	s, _, err := b.sites.Do(ctx, id, func(ctx context.Context) (Site, error) { return b.getSite(ctx, id) })
+	if err != nil {
+		var ce *CallError
+		if !errors.As(err, &ce) {
+			// The caller's own context ended, or the shared call panicked.
+			return Site{}, callError(b.ep.service, "GetSite", err)
+		}
+	}
+	return s, err
+}
+
+// ForgetSite drops an in-flight lookup of a site so the next GetSite asks
+// the downstream afresh (a known change to the site).
+func (b *Basic) ForgetSite(siteID string) {
+	if b.sites != nil {
+		b.sites.Forget(strings.ToUpper(strings.TrimSpace(siteID)))
+	}
+}
+
+// SiteLookupStats are the counters of the site singleflight (zero when it
+// is disabled).
+func (b *Basic) SiteLookupStats() flight.Stats {
+	if b.sites == nil {
+		return flight.Stats{}
+	}
+	return b.sites.Stats()
+}
+
+func (b *Basic) getSite(ctx context.Context, id string) (Site, error) {
+	resp, err := invoke(ctx, b.ep, "GetSite", func(ctx context.Context) (*downstreamv1.GetSiteResponse, error) {
+		return b.rpc.GetSite(ctx, &downstreamv1.GetSiteRequest{SiteId: id})
+	})
+	if err != nil {
+		return Site{}, err
+	}
+	s := resp.GetSite()
+	return Site{
+		ID:        s.GetId(),
+		Name:      s.GetName(),
+		Market:    s.GetMarket(),
+		Type:      SiteType(enumString("SITE_TYPE_", s.GetType().String(), int32(s.GetType()))),
+		Active:    s.GetActive(),
+		ParentHub: s.GetParentHubId(),
+	}, nil
+}
+
+func serviceTypePB(t ServiceType) downstreamv1.ServiceType {
+	return downstreamv1.ServiceType(enumValue(downstreamv1.ServiceType_value, "SERVICE_TYPE_", string(t)))
+}
+
+// GetRoute returns the next-hop site from a site towards a destination;
+// ErrNotFound when there is no route.
+func (b *Basic) GetRoute(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
+	resp, err := invoke(ctx, b.ep, "GetRoute", func(ctx context.Context) (*downstreamv1.GetRouteResponse, error) {
+		return b.rpc.GetRoute(ctx, &downstreamv1.GetRouteRequest{FromSiteId: from, DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetNextHopSiteId(), nil
+}
+
+// GetRouteV2 is GetRoute on the newer routing table.
+func (b *Basic) GetRouteV2(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
+	resp, err := invoke(ctx, b.ep, "GetRouteV2", func(ctx context.Context) (*downstreamv1.GetRouteV2Response, error) {
+		return b.rpc.GetRouteV2(ctx, &downstreamv1.GetRouteV2Request{FromSiteId: from, DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetNextHopSiteId(), nil
+}
+
+// CheckServiceArea tells whether a destination serves a service type.
+func (b *Basic) CheckServiceArea(ctx context.Context, destination string, svc ServiceType) (ServiceArea, error) {
+	resp, err := invoke(ctx, b.ep, "CheckServiceArea", func(ctx context.Context) (*downstreamv1.CheckServiceAreaResponse, error) {
+		return b.rpc.CheckServiceArea(ctx, &downstreamv1.CheckServiceAreaRequest{DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
+	})
+	if err != nil {
+		return ServiceArea{}, err
+	}
+	return ServiceArea{Served: resp.GetServed(), Reason: resp.GetReason()}, nil
+}
+
+// GetLaneRestrictions lists the goods categories not allowed on a lane.
+func (b *Basic) GetLaneRestrictions(ctx context.Context, from, destination string) (LaneRestrictions, error) {
+	resp, err := invoke(ctx, b.ep, "GetLaneRestrictions", func(ctx context.Context) (*downstreamv1.GetLaneRestrictionsResponse, error) {
+		return b.rpc.GetLaneRestrictions(ctx, &downstreamv1.GetLaneRestrictionsRequest{FromSiteId: from, DestinationSiteId: destination})
+	})
+	if err != nil {
+		return LaneRestrictions{}, err
+	}
+	out := LaneRestrictions{Restricted: make([]GoodsCategory, 0, len(resp.GetRestrictedCategories()))}
+	for _, c := range resp.GetRestrictedCategories() {
+		out.Restricted = append(out.Restricted, GoodsCategory(enumString("GOODS_CATEGORY_", c.String(), int32(c))))
+	}
+	return out, nil
+}

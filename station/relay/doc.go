@@ -1,0 +1,28 @@
+// Package relay delivers the tracking outbox to the order center: the
+// background worker every `station serve` runs, and the ops queries (stats,
+// dead letters, re-drive) behind the ops API.
+//
+// Delivery is at least once and in order per parcel. A batch is claimed
+// with SELECT ... FOR UPDATE SKIP LOCKED in a transaction that stays open
+// while the batch is pushed, so instances share the work without a leader,
+// and a process that dies mid-batch simply releases its rows (its
+// connection drops, the transaction rolls back, the rows are pending
+// again). A claimed row is pushed only when every earlier undelivered event
+// of its parcel is in the same batch; an earlier event held by another
+// relay, waiting for its retry, or dead holds the parcel's later events
+// back. The outbox ids follow commit order per parcel (package workorder
+// serialises a parcel's writers), which is what makes "earlier" well
+// defined; the relay never keeps a "last id seen" cursor, which would skip
+// rows that commit out of id order.
+//
+// Unavailability of the order center (Unavailable, deadline, open circuit)
+// says nothing about the events: the worker pauses with backoff and jitter
+// and the rows keep their attempts. Any other failure of a push counts an
+// attempt on its rows, which are retried with backoff and jitter and go
+// dead after relay.max_attempts; an event the order center rejects
+// ("resending will not help") goes dead at once. Ops list dead events and
+// re-drive them.
+//
+// It must never decide what an event says (package workorder writes them)
+// and never delete outbox rows.
+package relay

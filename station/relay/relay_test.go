@@ -1,0 +1,321 @@
+package relay_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+
+	"github.com/expresshub/station/clients/sim"
+	"github.com/expresshub/station/migrations/dbtest"
+	"github.com/expresshub/station/station/relay"
+)
+
+func TestRelayDeliversEveryEventInParcelOrder(t *testing.T) {
+	w := newWorld(t)
+	var parcels []string
+	for range 20 {
+		no := w.parcel()
+		parcels = append(parcels, no)
+		w.record("SG-H01", no, "arrived")
+		w.record("SG-H01", no, "sorted")
+		w.record("SG-H01", no, "bagged", "bag_sealed")
+	}
+	reg := prometheus.NewRegistry()
+	r := relay.New(w.db, w.orderCenter(), relay.Config{BatchSize: 7}, nil, reg)
+	got := drain(t, r)
+	if got.Delivered != 80 || got.Failed != 0 || got.Dead != 0 {
+		t.Fatalf("drain: %+v", got)
+	}
+	w.checkDelivered(parcels)
+	if n := w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered' OR delivered_at IS NULL`); n != 0 {
+		t.Fatalf("%d rows not delivered", n)
+	}
+	if v := counterValue(t, reg, "station_relay_delivered_total"); v != 80 {
+		t.Fatalf("delivered counter %v", v)
+	}
+	ev := w.sim.TrackingEvents(parcels[0])
+	if ev[0].OperatorID != "op-1" || ev[0].StationID != "SG-H01" || ev[0].Type != "arrived" || !strings.Contains(ev[0].PayloadJSON, `"n"`) {
+		t.Fatalf("event as received: %+v", ev[0])
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestLaterEventWaitsWhileAnEarlierOneIsHeld: an earlier event of the
+// parcel locked by another relay holds the later ones back; other parcels
+// go on.
+func TestLaterEventWaitsWhileAnEarlierOneIsHeld(t *testing.T) {
+	w := newWorld(t)
+	held, free := w.parcel(), w.parcel()
+	w.record("SG-H01", held, "arrived")
+	w.record("SG-H01", held, "sorted")
+	w.record("SG-H01", free, "arrived")
+
+	ctx := context.Background()
+	other, err := w.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback(ctx) }()
+	if _, err := other.Exec(ctx, `SELECT id FROM tracking_outbox WHERE tracking_no = $1 ORDER BY id LIMIT 1 FOR UPDATE`, held); err != nil {
+		t.Fatal(err)
+	}
+	r := w.relay(relay.Config{})
+	res, err := r.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Claimed != 2 || res.Delivered != 1 {
+		t.Fatalf("with the first event held: %+v", res)
+	}
+	if got := w.received(held); len(got) != 0 {
+		t.Fatalf("later event delivered while an earlier one was held: %v", got)
+	}
+	if err := other.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, r)
+	w.checkDelivered([]string{held, free})
+}
+
+// TestTwoInstancesDeliverExactlyOnceInParcelOrder runs two relays, each
+// with its own pool and clients as two instances would, while writers keep
+// adding events; every event arrives once, in order per parcel.
+func TestTwoInstancesDeliverExactlyOnceInParcelOrder(t *testing.T) {
+	w := newWorld(t)
+	const parcels, steps = 60, 5
+	nos := make([]string, parcels)
+	for i := range nos {
+		nos[i] = w.parcel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var relays sync.WaitGroup
+	for range 2 {
+		r := w.relay(relay.Config{BatchSize: 25, Workers: 2})
+		relays.Go(func() { r.Run(ctx) })
+	}
+	// Writers: each parcel's steps in order, parcels interleaved by four
+	// concurrent writers.
+	var writers sync.WaitGroup
+	types := []string{"arrived", "sorted", "bagged", "bag_sealed", "departed"}
+	for g := range 4 {
+		writers.Go(func() {
+			for s := range steps {
+				for i := g; i < parcels; i += 4 {
+					if err := record(context.Background(), w.db, "SG-H01", nos[i], w.seq.Add(1), types[s]); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	writers.Wait()
+	waitFor(t, "the outbox to drain", func() bool {
+		return w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered'`) == 0
+	})
+	cancel()
+	relays.Wait()
+	w.checkDelivered(nos)
+	accepted, dups := w.sim.EventTotals()
+	if accepted != parcels*steps {
+		t.Fatalf("order center accepted %d events, want %d", accepted, parcels*steps)
+	}
+	t.Logf("accepted %d, duplicates %d", accepted, dups)
+}
+
+// TestOrderCenterDownThenBack: while the order center is unavailable
+// nothing is lost and no attempts are burnt; when it is back the backlog
+// drains in order.
+func TestOrderCenterDownThenBack(t *testing.T) {
+	w := newWorld(t)
+	if err := w.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: codes.Unavailable}); err != nil {
+		t.Fatal(err)
+	}
+	var nos []string
+	for range 30 {
+		no := w.parcel()
+		nos = append(nos, no)
+		w.record("SG-H01", no, "arrived")
+		w.record("SG-H01", no, "sorted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := w.relay(relay.Config{BatchSize: 16, MaxAttempts: 2})
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+
+	waitFor(t, "the relay to try a few times", func() bool { return w.sim.Calls("PushTrackingEvents") >= 3 })
+	if n := w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'pending' OR attempts <> 0`); n != 0 {
+		t.Fatalf("%d rows changed while the order center was down", n)
+	}
+	// More work arrives during the outage.
+	for _, no := range nos {
+		w.record("SG-H01", no, "bagged")
+	}
+	if err := w.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backlog to drain", func() bool {
+		return w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered'`) == 0
+	})
+	cancel()
+	<-done
+	w.checkDelivered(nos)
+}
+
+// TestDeadLetterAndRedrive: failures that are not unavailability count
+// attempts; after max_attempts the event is dead, holds its parcel's later
+// events back, and a re-drive delivers both in order.
+func TestDeadLetterAndRedrive(t *testing.T) {
+	w := newWorld(t)
+	no, other := w.parcel(), w.parcel()
+	w.record("SG-H01", no, "arrived")
+	w.record("SG-H01", other, "arrived")
+	if err := w.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: codes.Internal}); err != nil {
+		t.Fatal(err)
+	}
+	r := w.relay(relay.Config{MaxAttempts: 3})
+	outbox := relay.NewOutbox(w.db)
+	waitFor(t, "both events to go dead", func() bool {
+		if _, err := r.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return w.count(`SELECT count(*) FROM tracking_outbox WHERE status = 'dead'`) == 2
+	})
+	dead, err := outbox.Dead(context.Background(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 || dead[0].Attempts != 3 || dead[0].TrackingNo != no || !strings.Contains(dead[0].LastError, "Internal") {
+		t.Fatalf("dead: %+v", dead)
+	}
+	st, err := outbox.Stats(context.Background())
+	if err != nil || st.Dead != 2 || st.Pending != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+
+	// The order center is fine again; a later event of the dead event's
+	// parcel must wait for it.
+	if err := w.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	w.record("SG-H01", no, "sorted")
+	drain(t, r)
+	if got := w.received(no); len(got) != 0 {
+		t.Fatalf("delivered past a dead event: %v", got)
+	}
+	st, _ = outbox.Stats(context.Background())
+	if st.Pending != 1 || st.OldestPendingAt == nil {
+		t.Fatalf("stats %+v", st)
+	}
+
+	e, redriven, err := outbox.Retry(context.Background(), dead[0].ID, "ops-1")
+	if err != nil || !redriven || e.Status != "pending" || e.Attempts != 0 || e.RedrivenBy != "ops-1" {
+		t.Fatalf("retry: %+v %v %v", e, redriven, err)
+	}
+	_, redriven, err = outbox.Retry(context.Background(), dead[0].ID, "ops-1")
+	if err != nil || redriven {
+		t.Fatalf("second retry: %v %v", redriven, err)
+	}
+	_, _, err = outbox.Retry(context.Background(), 1<<40, "ops-1")
+	if !errorsIs(err, relay.ErrNotFound) {
+		t.Fatalf("retry of a missing row: %v", err)
+	}
+	drain(t, r)
+	w.checkDelivered([]string{no})
+	if got := w.received(other); len(got) != 0 {
+		t.Fatal("the other dead event was delivered without a re-drive")
+	}
+}
+
+func TestRejectedEventIsDeadAtOnce(t *testing.T) {
+	w := newWorld(t)
+	no := w.parcel()
+	w.record("", no, "arrived") // no station: the order center rejects it
+	r := w.relay(relay.Config{MaxAttempts: 5})
+	res := drain(t, r)
+	if res.Dead != 1 || res.Delivered != 0 {
+		t.Fatalf("%+v", res)
+	}
+	dead, err := relay.NewOutbox(w.db).Dead(context.Background(), 0, 10)
+	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "station_id") {
+		t.Fatalf("%+v %v", dead, err)
+	}
+}
+
+// TestShutdownFinishesOrReleasesTheBatch: cancelling Run while a push is in
+// flight leaves every row delivered (and recorded by the order center) or
+// pending and unlocked.
+func TestShutdownFinishesOrReleasesTheBatch(t *testing.T) {
+	w := newWorld(t)
+	var nos []string
+	for range 50 {
+		no := w.parcel()
+		nos = append(nos, no)
+		w.record("SG-H01", no, "arrived")
+	}
+	if err := w.sim.SetFault("PushTrackingEvents", sim.Fault{AddedLatency: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	r := w.relay(relay.Config{BatchSize: 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	waitFor(t, "a push in flight", func() bool { return w.sim.Calls("PushTrackingEvents") >= 1 })
+	cancel()
+	<-done
+
+	delivered := w.count(`SELECT count(*) FROM tracking_outbox WHERE status = 'delivered'`)
+	if delivered == 0 {
+		t.Fatal("the batch in flight was not finished")
+	}
+	if n := w.count(`SELECT count(*) FROM tracking_outbox WHERE status = 'pending'`); n+delivered != 50 {
+		t.Fatalf("%d delivered + %d pending != 50", delivered, n)
+	}
+	// Nothing is left locked: another instance can claim the rest at once.
+	if err := w.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w.relay(relay.Config{}))
+	w.checkDelivered(nos)
+}
+
+func TestOutboxStatsOnAnEmptyOutbox(t *testing.T) {
+	st, err := relay.NewOutbox(dbtest.Pool(t)).Stats(context.Background())
+	if err != nil || st.Pending != 0 || st.Dead != 0 || st.OldestPendingAt != nil || st.OldestPendingAgeSeconds != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+}
+
+// TestBatchLargerThanOnePushIsChunked: the order center takes at most
+// 1,000 events per call; a bigger batch goes out in consecutive chunks.
+func TestBatchLargerThanOnePushIsChunked(t *testing.T) {
+	w := newWorld(t)
+	w.fill(t, 1500)
+	r := w.relay(relay.Config{BatchSize: 1500})
+	res, err := r.RunOnce(context.Background())
+	if err != nil || res.Delivered != 1500 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if n := w.sim.Calls("PushTrackingEvents"); n != 2 {
+		t.Fatalf("%d pushes, want 2", n)
+	}
+}
