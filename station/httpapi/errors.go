@@ -57,7 +57,6 @@ var mapping = []struct {
 	{sorting.ErrNotFound, http.StatusNotFound, "not_found"},
 	// Packing and handover.
 	{packing.ErrOtherStation, http.StatusForbidden, "forbidden"},
-	{packing.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
 	{packing.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},
 	{packing.ErrInvalidNextHop, http.StatusBadRequest, "invalid_next_hop"},
 	{packing.ErrUnknownNextHop, http.StatusBadRequest, "unknown_next_hop"},
