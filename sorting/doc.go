@@ -14,5 +14,15 @@
 // which exists only once the graph has finished. It is one transaction: sort
 // result, work order and tracking event together or not at all.
 //
+// The Belt serves the sorting machine: PreSort sorts expected parcels ahead
+// of time, Resolve answers a chute at the belt within the call's deadline
+// (from the pre-sorted table, else sorted on the fly, else the reject
+// chute: never an error for a parcel), Confirm records what the machine
+// did. Its answers live in PostgreSQL (the arbiter), a Redis hash per
+// station and a small cache per instance; a parcel sorted by hand or found
+// intercepted at arrival loses its answer everywhere at once (a tombstone
+// in the same transaction, then Redis pub/sub), and a cache that may have
+// missed a signal is not used.
+//
 // sorting never imports station and never speaks HTTP or gRPC.
 package sorting

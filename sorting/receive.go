@@ -84,7 +84,12 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		_, err := tx.Exec(ctx,
 			`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
-		return err
+		if err != nil || !dropsBeltAnswer(rc.Exception) {
+			return err
+		}
+		// Found intercepted, cancelled, ... at arrival: an answer pre-sorted
+		// before that must not divert the parcel.
+		return s.belt.dropTx(ctx, tx, scan.StationID, tn, rc.ReceivedAt)
 	})
 	if errors.Is(err, workorder.ErrDuplicateScan) {
 		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
@@ -95,6 +100,9 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	}
 	if err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
+	}
+	if dropsBeltAnswer(rc.Exception) {
+		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
 	}
 	return ReceiveOutcome{Receipt: rc, Body: body}, nil
 }

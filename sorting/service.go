@@ -32,17 +32,17 @@ type Scan struct {
 
 // Result is the answer to a sort: the JSON the terminal shows.
 type Result struct {
-	TrackingNo  string             `json:"tracking_no"`
-	StationID   string             `json:"station_id"`
-	NextHop     *string            `json:"next_hop"`
-	Chute       int                `json:"chute"`
-	Exception   *Exception         `json:"exception"`
-	Flow        string             `json:"flow"`
-	FlowVersion int                `json:"flow_version"`
-	Degraded    []dag.Degradation  `json:"degraded"`
-	WorkOrderID string             `json:"work_order_id"`
-	SortedAt    time.Time          `json:"sorted_at"`
-	Trace       *dag.Trace         `json:"trace,omitempty"`
+	TrackingNo  string            `json:"tracking_no"`
+	StationID   string            `json:"station_id"`
+	NextHop     *string           `json:"next_hop"`
+	Chute       int               `json:"chute"`
+	Exception   *Exception        `json:"exception"`
+	Flow        string            `json:"flow"`
+	FlowVersion int               `json:"flow_version"`
+	Degraded    []dag.Degradation `json:"degraded"`
+	WorkOrderID string            `json:"work_order_id"`
+	SortedAt    time.Time         `json:"sorted_at"`
+	Trace       *dag.Trace        `json:"trace,omitempty"`
 }
 
 // Outcome is a sort's result plus what the edge needs to answer.
@@ -64,11 +64,59 @@ type Service struct {
 	chutes  *ChuteStore
 	metrics *dag.Metrics
 	now     func() time.Time
+
+	releases *Releases
+	shadow   *Shadow
+	belt     *Belt // set by NewBelt; nil without a sorting machine
 }
 
 // NewService builds the sorting service.
 func NewService(db *pgxpool.Pool, flows *FlowSet, chutes *ChuteStore, metrics *dag.Metrics) *Service {
 	return &Service{db: db, flows: flows, chutes: chutes, metrics: metrics, now: time.Now}
+}
+
+// EnableRelease makes sorts follow the sites' release rules: split serves
+// candidates, shadow compares them beside served sorts.
+func (s *Service) EnableRelease(r *Releases, sh *Shadow) {
+	s.releases, s.shadow = r, sh
+}
+
+// chooseFlow picks the flow that serves a parcel at a station and starts
+// its shadow run when the release rule asks for one. The returned function
+// hands the served answer to the shadow; it is a no-op without one.
+func (s *Service) chooseFlow(station string, tn TrackingNo) (*Flow, func(Result, *dag.Result), error) {
+	noShadow := func(Result, *dag.Result) {}
+	if s.releases == nil {
+		f, err := s.flows.ForStation(station)
+		return f, noShadow, err
+	}
+	rule, ok := s.releases.Rule(station)
+	if !ok {
+		f, err := s.flows.ForStation(station)
+		return f, noShadow, err
+	}
+	stable, err := s.flows.Version(rule.StableFlow, rule.StableVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := rule.Decide(tn)
+	if !d.ServeCandidate && !d.Shadow {
+		return stable, noShadow, nil
+	}
+	candidate, err := s.flows.Version(rule.CandidateFlow, rule.CandidateVersion)
+	if err != nil {
+		return stable, noShadow, nil // a rule naming a vanished flow never stops sorting
+	}
+	if d.ServeCandidate {
+		if s.shadow != nil {
+			s.shadow.servedByCandidate.WithLabelValues(station).Inc()
+		}
+		return candidate, noShadow, nil
+	}
+	if s.shadow == nil {
+		return stable, noShadow, nil
+	}
+	return stable, s.shadow.launch(station, tn, stable, candidate), nil
 }
 
 // Chutes is the chute-map store the service sorts with.
@@ -96,11 +144,12 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
 		return Outcome{}, err
 	}
-	plan, err := s.flows.ForStation(scan.StationID)
+	plan, shadow, err := s.chooseFlow(scan.StationID, tn)
 	if err != nil {
 		return Outcome{}, err
 	}
 	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
+	shadow(res, run)
 	if opts.Trace {
 		res.Trace = &run.Trace
 	}
@@ -215,7 +264,11 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 			                           flow, flow_version, degraded, trace, source, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
 			woID, scan.StationID, res.TrackingNo, hop, res.Chute, excCode, excReason, res.Flow, res.FlowVersion, degraded, traceJSON, res.SortedAt)
-		return err
+		if err != nil {
+			return err
+		}
+		// A parcel sorted by hand is sorted anew at the belt.
+		return s.belt.dropTx(ctx, tx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
 	})
 	if errors.Is(err, workorder.ErrDuplicateScan) {
 		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
@@ -227,6 +280,7 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
 	}
+	s.belt.dropped(ctx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
 	res.Trace = withTrace
 	return Outcome{Result: res, Body: body}, nil
 }

@@ -9,10 +9,10 @@ import (
 
 func TestParseTrackingNo(t *testing.T) {
 	good := map[string]TrackingNo{
-		"SG1000000001":           "SG1000000001",
-		"  sg1000000001\r\n":     "SG1000000001",
-		"Br123456789012345678":   "BR123456789012345678",
-		"\tMY0000000000\t":       "MY0000000000",
+		"SG1000000001":         "SG1000000001",
+		"  sg1000000001\r\n":   "SG1000000001",
+		"Br123456789012345678": "BR123456789012345678",
+		"\tMY0000000000\t":     "MY0000000000",
 	}
 	for in, want := range good {
 		got, err := ParseTrackingNo(in)

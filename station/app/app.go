@@ -57,6 +57,8 @@ type App struct {
 	auth     *auth.Service
 	clients  *clients.Set
 	sorting  *sorting.Service
+	releases *sorting.Releases
+	shadow   *sorting.Shadow
 	packing  *packing.Service
 	relay    *relay.Relay
 	http     *httpapi.Server
@@ -123,6 +125,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		return nil, err
 	}
 	a.sorting = sorting.NewService(db, flows, chutes, dagMetrics)
+	a.releases = sorting.NewReleases(db, a.rdb, cfg.Redis.Prefix, flows, sorting.GuardConfig{
+		MinMatchRate: cfg.Release.MinMatchRate, MinComparisons: cfg.Release.MinComparisons, Window: cfg.Release.GuardWindow,
+	}, log.Named("release"))
+	if err := a.releases.Load(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.shadow = sorting.NewShadow(a.sorting, db, sorting.ShadowConfig{
+		Budget: cfg.Release.ShadowBudget, Deadline: cfg.Release.ShadowDeadline, NoiseEvery: cfg.Release.NoiseEvery,
+	}, log.Named("shadow"), a.registry)
+	a.sorting.EnableRelease(a.releases, a.shadow)
 	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
 	a.relay = relay.New(db, a.clients.OrderCenter, relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
@@ -140,6 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Limiter:  limiter,
 		Registry: a.registry,
 		Sorting:  a.sorting,
+		Releases: a.releases,
 		Packing:  a.packing,
 		Outbox:   relay.NewOutbox(db),
 		Ready: map[string]httpapi.Check{
@@ -163,6 +177,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 
 // DB is the station's pool (tests and the dev command seed data through it).
 func (a *App) DB() *pgxpool.Pool { return a.db }
+
+// Releases is the gray-release rule store.
+func (a *App) Releases() *sorting.Releases { return a.releases }
 
 // Sorting is the sorting service.
 func (a *App) Sorting() *sorting.Service { return a.sorting }
@@ -248,6 +265,10 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	// The tracking relay: on stop it finishes or releases its batch.
 	wg.Go(func() { a.relay.Run(ctx) })
+	// Release rules: pub/sub signals plus a periodic resync.
+	wg.Go(func() { a.releases.Watch(ctx, a.cfg.Release.Resync) })
+	// Shadow counts flush; on stop it waits for shadow runs in flight.
+	wg.Go(func() { a.shadow.Run(ctx) })
 }
 
 // Close releases pools and clients in reverse order of creation.

@@ -34,6 +34,18 @@ type Config struct {
 	Downstream clients.Config `mapstructure:"downstream"`
 	Sim        Sim            `mapstructure:"sim"`
 	Relay      Relay          `mapstructure:"relay"`
+	Release    Release        `mapstructure:"release"`
+}
+
+// Release configures gray release and shadow reconciliation.
+type Release struct {
+	Resync         time.Duration `mapstructure:"resync"`          // periodic reload, the fallback to pub/sub
+	MinMatchRate   float64       `mapstructure:"min_match_rate"`  // guard on raising a ratio
+	MinComparisons int           `mapstructure:"min_comparisons"` // guard: comparisons needed
+	GuardWindow    time.Duration `mapstructure:"guard_window"`    // guard: how recent
+	ShadowBudget   int           `mapstructure:"shadow_budget"`   // shadow runs in flight at most
+	ShadowDeadline time.Duration `mapstructure:"shadow_deadline"` // one shadow run at most
+	NoiseEvery     int           `mapstructure:"noise_every"`     // old-vs-old check on 1 in N shadows
 }
 
 type Database struct {
@@ -115,6 +127,8 @@ func Defaults() Config {
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
 		Relay:      Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
+		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
+			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20},
 	}
 }
 
@@ -329,6 +343,17 @@ func (c Config) Validate() error {
 	}
 	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
 		return bad("relay.batch_size", "must be between 1 and 10000")
+	}
+	if c.Release.MinMatchRate < 0 || c.Release.MinMatchRate > 1 {
+		return bad("release.min_match_rate", "must be between 0 and 1")
+	}
+	if c.Release.MinComparisons < 1 || c.Release.ShadowBudget < 1 || c.Release.NoiseEvery < 0 {
+		return bad("release", "min_comparisons and shadow_budget must be at least 1, noise_every at least 0")
+	}
+	for key, d := range map[string]time.Duration{"release.resync": c.Release.Resync, "release.guard_window": c.Release.GuardWindow, "release.shadow_deadline": c.Release.ShadowDeadline} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
 	}
 	if c.Relay.MaxAttempts < 1 {
 		return bad("relay.max_attempts", "must be at least 1")

@@ -82,3 +82,18 @@ func TestRedactedMasksSecrets(t *testing.T) {
 		t.Fatalf("dsn password leaked: %s", got)
 	}
 }
+
+func TestExampleFileLoads(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse([]string{"--config", "../../station.example.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(fs, nil)
+	if err != nil {
+		t.Fatalf("the documented example does not load: %v", err)
+	}
+	if cfg.Release.NoiseEvery != 20 || cfg.Downstream.Addr != "127.0.0.1:9191" {
+		t.Fatalf("example values not applied: %+v", cfg.Release)
+	}
+}

@@ -425,3 +425,5 @@ func TestChuteMapAPI(t *testing.T) {
 		t.Fatalf("chute %d after the map change, want 1", a.Chute)
 	}
 }
+
+func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -55,6 +55,11 @@ var mapping = []struct {
 	{sorting.ErrVersionConflict, http.StatusPreconditionFailed, "version_conflict"},
 	{sorting.ErrNoFlow, http.StatusConflict, "no_flow"},
 	{sorting.ErrNotFound, http.StatusNotFound, "not_found"},
+	{sorting.ErrInvalidRule, http.StatusBadRequest, "invalid_release_rule"},
+	{sorting.ErrRuleConflict, http.StatusPreconditionFailed, "version_conflict"},
+	{sorting.ErrMatchRateTooLow, http.StatusConflict, "match_rate_too_low"},
+	{sorting.ErrReasonRequired, http.StatusBadRequest, "reason_required"},
+	{sorting.ErrMismatchNotFound, http.StatusNotFound, "not_found"},
 	// Packing and handover.
 	{packing.ErrOtherStation, http.StatusForbidden, "forbidden"},
 	{packing.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},

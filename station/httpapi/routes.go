@@ -42,6 +42,16 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/handovers/{id}/close", s.handle(anyOperator, s.closeHandover))
 	mux.Handle("GET /api/v1/handovers/{id}/manifest", s.handle(anyOperator, s.handoverManifest))
 
+	// Gray release and reconciliation: ops, network-wide.
+	opsOnly := roles(auth.RoleOps)
+	mux.Handle("GET /api/v1/ops/sites/{id}/release", s.handle(opsOnly, s.getRelease))
+	mux.Handle("PUT /api/v1/ops/sites/{id}/release", s.handle(opsOnly, s.putRelease))
+	mux.Handle("POST /api/v1/ops/sites/{id}/release/kill", s.handle(opsOnly, s.killRelease))
+	mux.Handle("GET /api/v1/ops/audit", s.handle(opsOnly, s.audit))
+	mux.Handle("GET /api/v1/ops/reconciliation", s.handle(opsOnly, s.reconciliation))
+	mux.Handle("GET /api/v1/ops/reconciliation/{id}", s.handle(opsOnly, s.mismatch))
+	mux.Handle("POST /api/v1/ops/reconciliation/offline", s.handle(opsOnly, s.offlineReconciliation))
+
 	// Profiling, ops only: it exposes internals.
 	ops := roles(auth.RoleOps)
 	mux.Handle("GET /debug/pprof/", s.handle(ops, wrap(pprof.Index)))

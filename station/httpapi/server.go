@@ -34,6 +34,7 @@ type Deps struct {
 	Registry *prometheus.Registry // served on /metrics
 	Ready    map[string]Check     // readiness checks by name
 	Sorting  *sorting.Service
+	Releases *sorting.Releases
 	Packing  *packing.Service // bags and handovers
 	Outbox   *relay.Outbox    // the tracking outbox, for the ops API
 }
@@ -51,6 +52,7 @@ type Server struct {
 	operatorLimit ratelimit.Limit
 	handler       http.Handler
 	sorting       *sorting.Service
+	releases      *sorting.Releases
 	packing       *packing.Service
 	outbox        *relay.Outbox
 }
@@ -65,6 +67,7 @@ func New(cfg Config, d Deps) *Server {
 		registry:      d.Registry,
 		ready:         d.Ready,
 		sorting:       d.Sorting,
+		releases:      d.Releases,
 		packing:       d.Packing,
 		outbox:        d.Outbox,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),

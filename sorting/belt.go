@@ -1,0 +1,559 @@
+package sorting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Belt errors (besides ErrInvalidTrackingNo, ErrNoChuteMap and ErrNoFlow,
+// which also mean an unknown station here).
+var (
+	ErrBatchTooLarge = errors.New("pre-sort batch too large")
+	ErrEmptyBatch    = errors.New("pre-sort batch is empty")
+)
+
+// ChuteKind says what a decision's chute is for.
+type ChuteKind string
+
+const (
+	ChuteNextHop   ChuteKind = "next_hop"
+	ChuteException ChuteKind = "exception"
+	ChuteOverflow  ChuteKind = "overflow"
+	ChuteReject    ChuteKind = "reject"
+)
+
+// DecisionSource says how a belt decision was reached.
+type DecisionSource string
+
+const (
+	FromPresort  DecisionSource = "presorted"  // the stored answer of an earlier sort
+	FromOnTheFly DecisionSource = "on_the_fly" // sorted during this call
+	FromFallback DecisionSource = "fallback"   // not sorted: the reject chute
+)
+
+// Reason codes of the belt, besides the flow's exception codes.
+const (
+	ReasonChuteFull        = "CHUTE_FULL"
+	ReasonNotDecidedInTime = "NOT_DECIDED_IN_TIME"
+	ReasonOverloaded       = "OVERLOADED"
+	ReasonInvalidTN        = "INVALID_TRACKING_NO"
+)
+
+// BeltDecision is where one parcel goes at the belt. (Decision is a
+// release rule's choice of flow.)
+type BeltDecision struct {
+	TrackingNo  string
+	Chute       int
+	ChuteKind   ChuteKind
+	NextHop     string
+	ReasonCode  string
+	Reason      string
+	Source      DecisionSource
+	Flow        string
+	FlowVersion int
+	Degraded    bool
+}
+
+// BeltConfig tunes the belt. Zero values take the defaults in brackets.
+type BeltConfig struct {
+	// TTL is how long a stored answer is used [12h].
+	TTL time.Duration
+	// SafetyMargin is kept back from a call's deadline for the answer's way
+	// back to the machine [20ms].
+	SafetyMargin time.Duration
+	// DefaultBudget is the time for a call without a deadline [150ms].
+	DefaultBudget time.Duration
+	// Parallelism bounds the concurrent sorts of one pre-sort batch [64].
+	Parallelism int
+	// MaxBatch bounds a pre-sort batch [10000].
+	MaxBatch int
+	// OnTheFly bounds concurrent on-the-fly sorts per instance: past it a
+	// miss is rejected at once (the parcel recirculates) [256].
+	OnTheFly int
+	// CacheEntries bounds the in-process cache [200000].
+	CacheEntries int
+	// CacheTTL bounds an entry's life in the in-process cache [10m].
+	CacheTTL time.Duration
+	// RedisPrefix prefixes every Redis key and the signal channel.
+	RedisPrefix string
+	// Log receives warnings (Redis trouble); nil discards.
+	Log *slog.Logger
+}
+
+func (c BeltConfig) withDefaults() BeltConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.TTL, 12*time.Hour)
+	def(&c.SafetyMargin, 20*time.Millisecond)
+	def(&c.DefaultBudget, 150*time.Millisecond)
+	def(&c.CacheTTL, 10*time.Minute)
+	defInt(&c.Parallelism, 64)
+	defInt(&c.MaxBatch, 10000)
+	defInt(&c.OnTheFly, 256)
+	defInt(&c.CacheEntries, 200000)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Belt answers the sorting machine: pre-sort ahead of time, resolve at the
+// belt, record what the machine reports. Answers live in PostgreSQL (the
+// arbiter), a Redis hash per station (shared by instances) and a small
+// in-process cache; invalidations reach all three and every instance at
+// once over Redis pub/sub.
+type Belt struct {
+	svc    *Service
+	db     *pgxpool.Pool
+	rdb    redis.UniversalClient
+	cfg    BeltConfig
+	log    *slog.Logger
+	cache  *beltCache
+	states *chuteStates
+	now    func() time.Time
+
+	// trusted is true while the signal channel is subscribed: only then can
+	// this instance's caches hear of changes and be used.
+	trusted atomic.Bool
+
+	fly     chan struct{} // on-the-fly sort slots
+	mu      sync.Mutex
+	flights map[beltKey]*flight
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// onTheFlyCap bounds an on-the-fly sort and its store, whatever the flow's
+// own deadline says.
+const onTheFlyCap = 5 * time.Second
+
+// flight is one on-the-fly sort; later resolves of the same parcel wait for
+// it instead of sorting again.
+type flight struct {
+	done chan struct{}
+	res  Result
+	ok   bool // the sort ran (false: no slot was free)
+}
+
+// NewBelt builds the belt over the sorting service and hooks it into the
+// service, so a manual sort drops the parcel's belt answer. Call it once,
+// while wiring, before anything sorts.
+func NewBelt(svc *Service, db *pgxpool.Pool, rdb redis.UniversalClient, cfg BeltConfig) *Belt {
+	cfg = cfg.withDefaults()
+	b := &Belt{
+		svc: svc, db: db, rdb: rdb, cfg: cfg, log: cfg.Log,
+		cache:   newBeltCache(cfg.CacheEntries, cfg.CacheTTL),
+		states:  &chuteStates{ttl: cfg.CacheTTL, cache: map[string]cachedChutes{}},
+		now:     time.Now,
+		fly:     make(chan struct{}, cfg.OnTheFly),
+		flights: map[beltKey]*flight{},
+	}
+	svc.belt = b
+	return b
+}
+
+// Config is the belt's effective configuration.
+func (b *Belt) Config() BeltConfig { return b.cfg }
+
+// cacheTrusted reports whether this instance's caches may answer.
+func (b *Belt) cacheTrusted() bool { return b.trusted.Load() }
+
+// CheckStation reports whether the station can be served: it has a chute
+// map and a flow. It wraps ErrNoChuteMap or ErrNoFlow otherwise.
+func (b *Belt) CheckStation(ctx context.Context, station string) error {
+	if _, err := b.svc.chutes.Get(ctx, station); err != nil {
+		return err
+	}
+	_, err := b.svc.flows.ForStation(station)
+	return err
+}
+
+// Resolve answers the chute of one parcel at the belt, within ctx's
+// deadline less the safety margin (DefaultBudget without a deadline). A
+// parcel always gets a chute; the error is only for a station that cannot
+// be served (ErrNoChuteMap, ErrNoFlow) or a store failure on a hit path
+// that PostgreSQL also failed.
+func (b *Belt) Resolve(ctx context.Context, station string, tn TrackingNo) (BeltDecision, error) {
+	start := b.now()
+	m, err := b.svc.chutes.Get(ctx, station)
+	if err != nil {
+		return BeltDecision{}, err
+	}
+	flow, err := b.flowFor(station, tn)
+	if err != nil {
+		return BeltDecision{}, err
+	}
+	budget := b.cfg.DefaultBudget
+	if dl, ok := ctx.Deadline(); ok {
+		budget = dl.Sub(start)
+	}
+	budget -= b.cfg.SafetyMargin
+	// The lookups are bounded by the budget too: a slow Redis or database
+	// must not hold the belt.
+	lctx, cancel := context.WithTimeout(ctx, max(budget, 0))
+	defer cancel()
+
+	e, found := b.lookup(lctx, station, tn, flow, start)
+	if found {
+		full, _ := b.fullChutesOrNone(lctx, station)
+		return decide(tn, m.ChuteMap, full, e, FromPresort), nil
+	}
+	res, ok := b.sortOnTheFly(lctx, station, tn, flow)
+	if !ok {
+		if lctx.Err() == nil && ctx.Err() == nil {
+			return reject(tn, m.ChuteMap, ReasonOverloaded, "station is at its on-the-fly sort limit; recirculate"), nil
+		}
+		return reject(tn, m.ChuteMap, ReasonNotDecidedInTime, "not sorted within the belt's deadline; recirculate"), nil
+	}
+	if !storable(res) {
+		return reject(tn, m.ChuteMap, res.Exception.Code, res.Exception.Reason), nil
+	}
+	full, _ := b.fullChutesOrNone(lctx, station)
+	return decide(tn, m.ChuteMap, full, entryOf(res, sourceOnTheFly, start, b.cfg.TTL), FromOnTheFly), nil
+}
+
+// fullChutesOrNone is fullChutes that never fails the belt: without chute
+// states the parcel still goes to its first chute.
+func (b *Belt) fullChutesOrNone(ctx context.Context, station string) (fullChutes, error) {
+	f, err := b.fullChutes(ctx, station)
+	if err != nil {
+		b.log.Warn("chute states unavailable; answering first chutes", "station", station, "error", err)
+	}
+	return f, err
+}
+
+// lookup finds a usable stored answer: this instance's cache, then Redis,
+// then PostgreSQL. Store failures are misses, not errors: the parcel is
+// sorted on the fly instead.
+func (b *Belt) lookup(ctx context.Context, station string, tn TrackingNo, flow *Flow, now time.Time) (entry, bool) {
+	k := beltKey{station, tn}
+	trusted := b.cacheTrusted()
+	if trusted {
+		if e, ok := b.cache.get(k, now); ok && e.usable(now, flow) {
+			return e, true
+		}
+	}
+	if v, err := b.rdb.HGet(ctx, b.presortKey(station), string(tn)).Result(); err == nil {
+		if e, tomb, err := decodeEntry(v); err == nil && tomb == 0 && e.usable(now, flow) {
+			if trusted {
+				b.cache.put(k, e, now)
+			}
+			return e, true
+		}
+	} else if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+		b.log.Warn("belt lookup in Redis failed; asking PostgreSQL", "error", err)
+	}
+	if ctx.Err() != nil {
+		return entry{}, false
+	}
+	e, ok, err := b.loadPG(ctx, station, tn)
+	if err != nil || !ok || !e.usable(now, flow) {
+		return entry{}, false
+	}
+	if v, err := encodeEntry(e); err == nil {
+		_ = b.redisPut(ctx, station, []string{string(tn)}, []int64{e.SortedAt}, []string{v})
+	}
+	if trusted {
+		b.cache.put(k, e, now)
+	}
+	return e, true
+}
+
+// sortOnTheFly sorts a parcel missing from the table. The sort runs on its
+// own goroutine bounded by the flow's deadline, so when the caller's budget
+// runs out first the sort still finishes and is stored: the recirculated
+// parcel is a hit at its next pass. Concurrent calls for one parcel share
+// one sort. ok is false when no answer came within ctx or no slot was free.
+func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn TrackingNo, flow *Flow) (Result, bool) {
+	if ctx.Err() != nil {
+		return Result{}, false
+	}
+	k := beltKey{station, tn}
+	b.mu.Lock()
+	f, joined := b.flights[k]
+	if !joined {
+		if b.closed {
+			b.mu.Unlock()
+			return Result{}, false
+		}
+		select {
+		case b.fly <- struct{}{}:
+		default:
+			b.mu.Unlock()
+			return Result{}, false
+		}
+		f = &flight{done: make(chan struct{})}
+		b.flights[k] = f
+		b.wg.Add(1)
+	}
+	b.mu.Unlock()
+	if !joined {
+		go func() {
+			// Detached from the caller: its deadline is the belt's, not the
+			// sort's; the flow's own deadline bounds the run, and this cap
+			// the store after it.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onTheFlyCap)
+			defer cancel()
+			defer b.wg.Done()
+			defer func() { <-b.fly }()
+			start := b.now().Truncate(time.Millisecond)
+			res, _ := b.svc.Run(sctx, flow, station, tn, false)
+			if storable(res) {
+				if _, err := b.store(sctx, station, []keyedEntry{{tn, entryOf(res, sourceOnTheFly, start, b.cfg.TTL)}}); err != nil {
+					b.log.Warn("on-the-fly sort not stored", "station", station, "error", err)
+				}
+			}
+			f.res, f.ok = res, true
+			b.mu.Lock()
+			delete(b.flights, k)
+			b.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	select {
+	case <-f.done:
+		return f.res, f.ok
+	case <-ctx.Done():
+		return Result{}, false
+	}
+}
+
+// decide picks the chute for a stored answer: the first chute of its next
+// hop that is not full, else overflow; the exception chute for an
+// exception; the map as it is now, whatever it was when the parcel was
+// sorted.
+func decide(tn TrackingNo, m ChuteMap, full fullChutes, e entry, src DecisionSource) BeltDecision {
+	d := BeltDecision{TrackingNo: string(tn), NextHop: e.NextHop, Source: src, Flow: e.Flow, FlowVersion: e.Version, Degraded: e.Degraded}
+	if e.ExcCode != "" {
+		d.Chute, d.ChuteKind, d.ReasonCode, d.Reason = m.ExceptionChute, ChuteException, e.ExcCode, e.ExcReason
+		return d
+	}
+	chutes := m.NextHops[e.NextHop]
+	if len(chutes) == 0 {
+		d.Chute, d.ChuteKind, d.ReasonCode = m.ExceptionChute, ChuteException, CodeNoChute
+		d.Reason = fmt.Sprintf("the chute map has no chute for %s", e.NextHop)
+		return d
+	}
+	for _, c := range chutes {
+		if !full.has(c) {
+			d.Chute, d.ChuteKind = c, ChuteNextHop
+			return d
+		}
+	}
+	d.Chute, d.ChuteKind, d.ReasonCode = m.OverflowChute, ChuteOverflow, ReasonChuteFull
+	d.Reason = fmt.Sprintf("every chute of %s is full", e.NextHop)
+	return d
+}
+
+func reject(tn TrackingNo, m ChuteMap, code, reason string) BeltDecision {
+	return BeltDecision{TrackingNo: string(tn), Chute: m.RejectChute, ChuteKind: ChuteReject, ReasonCode: code, Reason: reason, Source: FromFallback}
+}
+
+// Reject is the answer for a parcel the belt cannot look up at all (a
+// malformed code on a stream): the station's reject chute.
+func (b *Belt) Reject(ctx context.Context, station, trackingNo, code, reason string) (BeltDecision, error) {
+	m, err := b.svc.chutes.Get(ctx, station)
+	if err != nil {
+		return BeltDecision{}, err
+	}
+	return reject(TrackingNo(trackingNo), m.ChuteMap, code, reason), nil
+}
+
+// Invalidate drops a parcel's belt answer at once, everywhere: for a parcel
+// intercepted, re-routed or otherwise changed after it was sorted. The next
+// Resolve sorts it again.
+func (b *Belt) Invalidate(ctx context.Context, station string, tn TrackingNo) error {
+	at := b.now().Truncate(time.Millisecond)
+	tx, err := b.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("sorting: invalidate %s: %w", tn, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := b.invalidateTx(ctx, tx, station, tn, at); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("sorting: invalidate %s: %w", tn, err)
+	}
+	b.spread(ctx, station, tn, at)
+	return nil
+}
+
+// Run listens for invalidations and chute changes from every instance and
+// runs the belt's upkeep (spreading invalidations Redis missed, pruning
+// expired answers) until ctx ends. While the channel is down, this
+// instance's caches are not used.
+func (b *Belt) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { b.listen(ctx) })
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	lastPrune := b.now()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+			b.retryPending(ctx)
+			if b.now().Sub(lastPrune) > 5*time.Minute {
+				b.prune(ctx)
+				lastPrune = b.now()
+			}
+		}
+	}
+}
+
+func (b *Belt) listen(ctx context.Context) {
+	ps := b.rdb.Subscribe(ctx, b.eventsChannel())
+	defer func() { _ = ps.Close() }()
+	defer b.trusted.Store(false)
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Quiet channel: check that it is still alive.
+				if perr := ps.Ping(ctx); perr == nil {
+					continue
+				}
+			}
+			if b.trusted.Swap(false) {
+				b.log.Warn("belt signal channel lost; caches bypassed until it is back", "error", err)
+			}
+			b.cache.flush()
+			b.states.flush()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && !b.trusted.Load() {
+				// (Re)subscribed: whatever was said while we were away is
+				// lost, so start from empty caches and repair Redis.
+				b.cache.flush()
+				b.states.flush()
+				b.trusted.Store(true)
+				b.retryPending(ctx)
+				b.resyncChutes(ctx)
+			}
+		case *redis.Message:
+			b.apply(m.Payload)
+		}
+	}
+}
+
+// apply handles one signal.
+func (b *Belt) apply(payload string) {
+	parts := strings.Split(payload, "|")
+	switch {
+	case len(parts) == 4 && parts[0] == "p":
+		ms, err := strconv.ParseInt(parts[3], 10, 64)
+		if err != nil {
+			return
+		}
+		b.cache.tombstone(beltKey{parts[1], TrackingNo(parts[2])}, ms, b.now())
+	case len(parts) == 2 && parts[0] == "c":
+		b.states.drop(parts[1])
+	}
+}
+
+// resyncChutes rewrites every station's chute state in Redis from
+// PostgreSQL: a change made while Redis was down must not be shadowed by
+// the copy Redis kept.
+func (b *Belt) resyncChutes(ctx context.Context) {
+	rows, err := b.db.Query(ctx, `SELECT DISTINCT station_id FROM chute_states`)
+	if err != nil {
+		return
+	}
+	var stations []string
+	for rows.Next() {
+		var s string
+		if rows.Scan(&s) == nil {
+			stations = append(stations, s)
+		}
+	}
+	rows.Close()
+	for _, s := range stations {
+		if f, err := b.loadChuteStates(ctx, b.db, s); err == nil {
+			_ = setNewerState.Run(ctx, b.rdb, []string{b.chutesKey(s)}, f.version, f.encode()).Err()
+		}
+	}
+}
+
+// flowFor is the flow that serves a parcel, as a manual sort would choose
+// it (a release rule may serve a candidate), but never starts a shadow run:
+// the belt's answers are compared where people sort.
+func (b *Belt) flowFor(station string, tn TrackingNo) (*Flow, error) {
+	s := b.svc
+	if s.releases != nil {
+		if rule, ok := s.releases.Rule(station); ok {
+			stable, err := s.flows.Version(rule.StableFlow, rule.StableVersion)
+			if err != nil {
+				return nil, err
+			}
+			if rule.Decide(tn).ServeCandidate {
+				if c, err := s.flows.Version(rule.CandidateFlow, rule.CandidateVersion); err == nil {
+					return c, nil
+				}
+			}
+			return stable, nil
+		}
+	}
+	return s.flows.ForStation(station)
+}
+
+// dropTx and dropped are the service's hooks into the belt: a parcel sorted
+// by hand or flagged at arrival loses its belt answer, in the same
+// transaction, then everywhere. Without a belt they do nothing.
+func (b *Belt) dropTx(ctx context.Context, tx pgx.Tx, station string, tn TrackingNo, at time.Time) error {
+	if b == nil {
+		return nil
+	}
+	return b.invalidateTx(ctx, tx, station, tn, at.Truncate(time.Millisecond))
+}
+
+func (b *Belt) dropped(ctx context.Context, station string, tn TrackingNo, at time.Time) {
+	if b == nil {
+		return
+	}
+	b.spread(ctx, station, tn, at.Truncate(time.Millisecond))
+}
+
+// dropsBeltAnswer reports whether an exception found at arrival changes the
+// parcel's sort: every business exception does, a dependency that did not
+// answer says nothing about the parcel.
+func dropsBeltAnswer(exc *Exception) bool {
+	return exc != nil && exc.Code != CodeDownstreamUnavailable
+}
+
+// Close waits for on-the-fly sorts still running; none start after it.
+func (b *Belt) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}

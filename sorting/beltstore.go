@@ -1,0 +1,315 @@
+package sorting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// entry is one stored belt answer: the flow's decision, not the chute (the
+// chute is chosen when answering, from the current chute map and the full
+// chutes). Times are unix milliseconds, the resolution shared by Redis, the
+// cache and PostgreSQL (stored values are truncated to it).
+type entry struct {
+	NextHop   string `json:"h,omitempty"`
+	ExcCode   string `json:"c,omitempty"`
+	ExcReason string `json:"r,omitempty"`
+	Flow      string `json:"f"`
+	Version   int    `json:"v"`
+	Degraded  bool   `json:"d,omitempty"`
+	Source    string `json:"s"`
+	SortedAt  int64  `json:"t"` // when the sort started
+	Expires   int64  `json:"e"`
+}
+
+// Sources of a stored entry (the presort_results.source column).
+const (
+	sourcePresort  = "presort"
+	sourceOnTheFly = "on_the_fly"
+)
+
+type keyedEntry struct {
+	tn TrackingNo
+	e  entry
+}
+
+// usable reports whether e may answer now for the station's current flow: a
+// newer flow version means the logic changed since, so the parcel is sorted
+// again rather than diverted on the old logic's answer.
+func (e entry) usable(now time.Time, flow *Flow) bool {
+	return now.UnixMilli() < e.Expires && e.Flow == flow.Name && e.Version == flow.Version
+}
+
+// storable reports whether a run's result may be kept for the belt: a sort
+// that could not reach a dependency is a transient failure, to be retried
+// at the next pass, never cached.
+func storable(r Result) bool {
+	return r.Exception == nil || r.Exception.Code != CodeDownstreamUnavailable
+}
+
+func entryOf(r Result, source string, sortedAt time.Time, ttl time.Duration) entry {
+	e := entry{Flow: r.Flow, Version: r.FlowVersion, Degraded: len(r.Degraded) > 0, Source: source,
+		SortedAt: sortedAt.UnixMilli(), Expires: sortedAt.Add(ttl).UnixMilli()}
+	if r.NextHop != nil {
+		e.NextHop = *r.NextHop
+	}
+	if r.Exception != nil {
+		e.ExcCode, e.ExcReason = r.Exception.Code, r.Exception.Reason
+	}
+	return e
+}
+
+// Redis layout, under the configured prefix:
+//
+//	belt:presort:<station>  hash  tracking no -> "<sorted ms>|<entry json>" or a tombstone "!<ms>"
+//	belt:chutes:<station>   string "<version>|<full chute>,<full chute>,..."
+//	belt:events             pub/sub: "p|<station>|<tracking no>|<ms>" or "c|<station>"
+func (b *Belt) presortKey(station string) string { return b.cfg.RedisPrefix + "belt:presort:" + station }
+func (b *Belt) chutesKey(station string) string  { return b.cfg.RedisPrefix + "belt:chutes:" + station }
+func (b *Belt) eventsChannel() string            { return b.cfg.RedisPrefix + "belt:events" }
+
+// putNewer writes hash fields only over older values: ARGV holds the key's
+// lifetime in ms, then triples (field, as-of ms, value). An invalidation
+// (a value starting with "!") wins a tie with a sort, so a sort that started
+// in the same millisecond as an invalidation never survives it. Order of
+// arrival does not matter, only the as-of times: what makes concurrent
+// pre-sorts, belt sorts and invalidations from many instances converge.
+var putNewer = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV, 3 do
+  local f, t, v = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2]
+  local cur = redis.call('HGET', KEYS[1], f)
+  local ct, ctomb = -1, false
+  if cur then
+    local bang, s = string.match(cur, '^(!?)(%d+)')
+    if s then ct = tonumber(s); ctomb = (bang == '!') end
+  end
+  local tomb = string.sub(v, 1, 1) == '!'
+  if ct < t or (ct == t and tomb and not ctomb) then
+    redis.call('HSET', KEYS[1], f, v)
+    n = n + 1
+  end
+end
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return n
+`)
+
+func encodeEntry(e entry) (string, error) {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(e.SortedAt, 10) + "|" + string(raw), nil
+}
+
+// decodeEntry parses a Redis value; tomb is the invalidation time of a
+// tombstone.
+func decodeEntry(v string) (e entry, tomb int64, err error) {
+	if ms, ok := strings.CutPrefix(v, "!"); ok {
+		tomb, err = strconv.ParseInt(ms, 10, 64)
+		return entry{}, tomb, err
+	}
+	_, body, ok := strings.Cut(v, "|")
+	if !ok {
+		return entry{}, 0, fmt.Errorf("sorting: belt value %.20q", v)
+	}
+	err = json.Unmarshal([]byte(body), &e)
+	return e, 0, err
+}
+
+// redisPut writes entries (or tombstones) to the station's hash.
+func (b *Belt) redisPut(ctx context.Context, station string, fields []string, asOf []int64, values []string) error {
+	const chunk = 1000 // bounds one script's run time: Redis is single-threaded
+	for lo := 0; lo < len(fields); lo += chunk {
+		hi := min(lo+chunk, len(fields))
+		args := make([]any, 0, 1+3*(hi-lo))
+		args = append(args, (b.cfg.TTL + time.Hour).Milliseconds())
+		for i := lo; i < hi; i++ {
+			args = append(args, fields[i], asOf[i], values[i])
+		}
+		if err := putNewer.Run(ctx, b.rdb, []string{b.presortKey(station)}, args...).Err(); err != nil {
+			return fmt.Errorf("sorting: belt redis put: %w", err)
+		}
+	}
+	return nil
+}
+
+// store keeps entries in PostgreSQL (the arbiter), then Redis and this
+// instance's cache. An entry older than an invalidation of its parcel is
+// not stored anywhere; the ones stored are returned.
+func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([]keyedEntry, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	stored := make([]keyedEntry, 0, len(items))
+	const chunk = 2000
+	for lo := 0; lo < len(items); lo += chunk {
+		part := items[lo:min(lo+chunk, len(items))]
+		n := len(part)
+		tns, hops, codes, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		flows, sources := make([]string, n), make([]string, n)
+		versions := make([]int32, n)
+		degraded := make([]bool, n)
+		sorted, expires := make([]time.Time, n), make([]time.Time, n)
+		byTN := make(map[string]entry, n)
+		for i, it := range part {
+			tns[i], hops[i], codes[i], reasons[i] = string(it.tn), it.e.NextHop, it.e.ExcCode, it.e.ExcReason
+			flows[i], versions[i], sources[i], degraded[i] = it.e.Flow, int32(it.e.Version), it.e.Source, it.e.Degraded
+			sorted[i], expires[i] = time.UnixMilli(it.e.SortedAt), time.UnixMilli(it.e.Expires)
+			byTN[string(it.tn)] = it.e
+		}
+		rows, err := b.db.Query(ctx, `
+			INSERT INTO presort_results AS p (station_id, tracking_no, next_hop, exception_code, exception_reason,
+			                                  flow, flow_version, degraded, source, sorted_at, expires_at)
+			SELECT $1, t.tn, NULLIF(t.hop, ''), NULLIF(t.code, ''), NULLIF(t.reason, ''), t.flow, t.version, t.degraded,
+			       t.source, t.sorted, t.expires
+			  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bool[], $9::text[],
+			              $10::timestamptz[], $11::timestamptz[])
+			       AS t(tn, hop, code, reason, flow, version, degraded, source, sorted, expires)
+			ON CONFLICT (station_id, tracking_no) DO UPDATE
+			   SET next_hop = EXCLUDED.next_hop, exception_code = EXCLUDED.exception_code,
+			       exception_reason = EXCLUDED.exception_reason, flow = EXCLUDED.flow, flow_version = EXCLUDED.flow_version,
+			       degraded = EXCLUDED.degraded, source = EXCLUDED.source, sorted_at = EXCLUDED.sorted_at,
+			       expires_at = EXCLUDED.expires_at
+			 WHERE p.sorted_at < EXCLUDED.sorted_at AND (p.invalidated_at IS NULL OR p.invalidated_at < EXCLUDED.sorted_at)
+			RETURNING tracking_no`,
+			station, tns, hops, codes, reasons, flows, versions, degraded, sources, sorted, expires)
+		if err != nil {
+			return stored, fmt.Errorf("sorting: store belt answers: %w", err)
+		}
+		kept, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return stored, fmt.Errorf("sorting: store belt answers: %w", err)
+		}
+		for _, tn := range kept {
+			stored = append(stored, keyedEntry{tn: TrackingNo(tn), e: byTN[tn]})
+		}
+	}
+	fields, asOf, values := make([]string, len(stored)), make([]int64, len(stored)), make([]string, len(stored))
+	for i, it := range stored {
+		v, err := encodeEntry(it.e)
+		if err != nil {
+			return stored, err
+		}
+		fields[i], asOf[i], values[i] = string(it.tn), it.e.SortedAt, v
+	}
+	if err := b.redisPut(ctx, station, fields, asOf, values); err != nil {
+		b.log.Warn("belt answers not in Redis; PostgreSQL still answers", "station", station, "error", err)
+	}
+	now := b.now()
+	for _, it := range stored {
+		b.cache.put(beltKey{station, it.tn}, it.e, now)
+	}
+	return stored, nil
+}
+
+// loadPG reads the stored answer of one parcel. A tombstone reads as a miss.
+func (b *Belt) loadPG(ctx context.Context, station string, tn TrackingNo) (entry, bool, error) {
+	var e entry
+	var hop, code, reason *string
+	var sorted, expires time.Time
+	// A tombstone (invalidated at or after its sort) is filtered here; its
+	// sorted_at may be -infinity, which time.Time cannot hold.
+	err := b.db.QueryRow(ctx, `
+		SELECT next_hop, exception_code, exception_reason, flow, flow_version, degraded, source, sorted_at, expires_at
+		  FROM presort_results
+		 WHERE station_id = $1 AND tracking_no = $2 AND (invalidated_at IS NULL OR invalidated_at < sorted_at)`,
+		station, string(tn)).
+		Scan(&hop, &code, &reason, &e.Flow, &e.Version, &e.Degraded, &e.Source, &sorted, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return entry{}, false, nil
+	}
+	if err != nil {
+		return entry{}, false, fmt.Errorf("sorting: load belt answer %s: %w", tn, err)
+	}
+	e.NextHop, e.ExcCode, e.ExcReason = deref(hop), deref(code), deref(reason)
+	e.SortedAt, e.Expires = sorted.UnixMilli(), expires.UnixMilli()
+	return e, true, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// invalidateTx writes the tombstone of a parcel in the caller's transaction,
+// so a manual sort and the end of the belt's old answer commit together.
+// sorted_at of a new tombstone row is -infinity: any later sort replaces it.
+func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn TrackingNo, at time.Time) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO presort_results AS p (station_id, tracking_no, flow, flow_version, source, sorted_at, expires_at,
+		                                  invalidated_at, redis_pending)
+		VALUES ($1, $2, '', 0, 'presort', '-infinity', $3, $4, true)
+		ON CONFLICT (station_id, tracking_no) DO UPDATE
+		   SET invalidated_at = GREATEST(p.invalidated_at, EXCLUDED.invalidated_at), redis_pending = true,
+		       expires_at = GREATEST(p.expires_at, EXCLUDED.expires_at)`,
+		station, string(tn), at.Add(b.cfg.TTL), at)
+	if err != nil {
+		return fmt.Errorf("sorting: invalidate belt answer %s: %w", tn, err)
+	}
+	return nil
+}
+
+// spread carries a committed invalidation to this instance's cache, Redis
+// and every other instance. If Redis cannot be reached the row stays
+// redis_pending and the belt's worker retries.
+func (b *Belt) spread(ctx context.Context, station string, tn TrackingNo, at time.Time) {
+	ms := at.UnixMilli()
+	b.cache.tombstone(beltKey{station, tn}, ms, b.now())
+	err := b.redisPut(ctx, station, []string{string(tn)}, []int64{ms}, []string{"!" + strconv.FormatInt(ms, 10)})
+	if err == nil {
+		err = b.rdb.Publish(ctx, b.eventsChannel(), fmt.Sprintf("p|%s|%s|%d", station, tn, ms)).Err()
+	}
+	if err != nil {
+		b.log.Warn("belt invalidation not spread yet; retried", "station", station, "tracking_no", string(tn), "error", err)
+		return
+	}
+	if _, err := b.db.Exec(ctx,
+		`UPDATE presort_results SET redis_pending = false WHERE station_id = $1 AND tracking_no = $2 AND invalidated_at = $3`,
+		station, string(tn), at); err != nil {
+		b.log.Warn("belt invalidation spread but not marked; it will be spread again", "error", err)
+	}
+}
+
+// retryPending spreads invalidations that could not reach Redis before.
+func (b *Belt) retryPending(ctx context.Context) {
+	rows, err := b.db.Query(ctx,
+		`SELECT station_id, tracking_no, invalidated_at FROM presort_results WHERE redis_pending LIMIT 1000`)
+	if err != nil {
+		return
+	}
+	type pending struct {
+		station, tn string
+		at          time.Time
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
+		var p pending
+		return p, r.Scan(&p.station, &p.tn, &p.at)
+	})
+	if err != nil {
+		return
+	}
+	for _, p := range list {
+		b.spread(ctx, p.station, TrackingNo(p.tn), p.at)
+	}
+}
+
+// prune deletes expired rows; every instance may run it, deletes are
+// idempotent.
+func (b *Belt) prune(ctx context.Context) {
+	if _, err := b.db.Exec(ctx, `
+		DELETE FROM presort_results WHERE ctid IN (
+		  SELECT ctid FROM presort_results WHERE expires_at < now() AND NOT redis_pending LIMIT 10000)`); err != nil {
+		b.log.Warn("pruning expired belt answers failed", "error", err)
+	}
+}

@@ -1,0 +1,294 @@
+package sorting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/workorder"
+)
+
+// Confirm errors.
+var (
+	ErrInvalidSorterEvent = errors.New("invalid sorter event")
+	ErrSequenceBackwards  = errors.New("sorter sequence number went backwards")
+)
+
+// SorterOutcome is what physically happened at the sorting machine.
+type SorterOutcome string
+
+const (
+	OutcomeSorted       SorterOutcome = "sorted"
+	OutcomeNoRead       SorterOutcome = "no_read"
+	OutcomeChuteFull    SorterOutcome = "chute_full"
+	OutcomeChuteCleared SorterOutcome = "chute_cleared"
+	OutcomeRecirculated SorterOutcome = "recirculated"
+	OutcomeRejected     SorterOutcome = "rejected"
+	OutcomeMissort      SorterOutcome = "missort"
+)
+
+// needs says which fields an outcome requires.
+var outcomeNeeds = map[SorterOutcome]struct{ trackingNo, chute bool }{
+	OutcomeSorted:       {true, true},
+	OutcomeNoRead:       {false, false},
+	OutcomeChuteFull:    {false, true},
+	OutcomeChuteCleared: {false, true},
+	OutcomeRecirculated: {true, false},
+	OutcomeRejected:     {true, false},
+	OutcomeMissort:      {true, true},
+}
+
+// SorterEvent is one report of the sorting machine.
+type SorterEvent struct {
+	StationID  string
+	SorterID   string
+	Sequence   uint64 // positive, increasing per sorter; the idempotency key
+	Outcome    SorterOutcome
+	TrackingNo string // as sent; required where the outcome is about a parcel
+	Chute      int
+	OccurredAt time.Time // zero: when Station received it
+}
+
+// SequenceError is a sequence number not above the sorter's newest one.
+type SequenceError struct {
+	Sequence, Newest uint64
+}
+
+func (e *SequenceError) Error() string {
+	return fmt.Sprintf("sequence %d is not above the newest recorded %d", e.Sequence, e.Newest)
+}
+
+func (e *SequenceError) Unwrap() error { return ErrSequenceBackwards }
+
+// Confirmation is the recorded answer to a sorter event. It carries the
+// fields of a Result, so a confirmed sort reads like any other sort result
+// (Service.Latest) once it is the parcel's newest.
+type Confirmation struct {
+	Result
+	SorterID   string        `json:"sorter_id"`
+	Sequence   uint64        `json:"sequence"`
+	Outcome    SorterOutcome `json:"outcome"`
+	OccurredAt time.Time     `json:"occurred_at"`
+	Replayed   bool          `json:"-"`
+}
+
+// Confirm records a sorter event: a work order and its tracking event
+// (sorter_confirmed) through the outbox, the chute's state for chute_full
+// and chute_cleared, and for a parcel sorted into a chute its sort result.
+// A replayed sequence returns the original answer and writes nothing; a
+// sequence not above the sorter's newest is a *SequenceError.
+func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error) {
+	tn, err := ev.validate()
+	if err != nil {
+		return Confirmation{}, err
+	}
+	m, err := b.svc.chutes.Get(ctx, ev.StationID)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	role := chuteRole(m.ChuteMap, ev.Chute)
+	if ev.Chute != 0 && role.kind == "" {
+		return Confirmation{}, fmt.Errorf("%w: chute %d is not on the chute map of %s", ErrInvalidSorterEvent, ev.Chute, ev.StationID)
+	}
+	scanID := "sorter:" + ev.SorterID + ":" + strconv.FormatUint(ev.Sequence, 10)
+	occurred := ""
+	if !ev.OccurredAt.IsZero() {
+		occurred = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	hash := workorder.RequestHash("sorter_confirm", string(ev.Outcome), string(tn), strconv.Itoa(ev.Chute), occurred)
+	if c, err := b.replayConfirm(ctx, ev.StationID, scanID, hash); !errors.Is(err, workorder.ErrNotFound) {
+		return c, err
+	}
+
+	now := b.now().UTC().Truncate(time.Millisecond)
+	at := ev.OccurredAt.UTC()
+	if ev.OccurredAt.IsZero() {
+		at = now
+	}
+	// What the belt decided for the parcel, to name its flow and exception.
+	var known entry
+	var hasEntry bool
+	if tn != "" {
+		known, hasEntry, _ = b.loadPG(ctx, ev.StationID, tn)
+	}
+	woID := workorder.NewID()
+	c := Confirmation{
+		Result: Result{TrackingNo: string(tn), StationID: ev.StationID, Chute: ev.Chute, Flow: "sorter",
+			WorkOrderID: woID.String(), SortedAt: at, Degraded: []dag.Degradation{}},
+		SorterID: ev.SorterID, Sequence: ev.Sequence, Outcome: ev.Outcome, OccurredAt: at,
+	}
+	if hasEntry {
+		c.Flow, c.FlowVersion = known.Flow, known.Version
+	}
+	writeSort := false
+	if ev.Outcome == OutcomeSorted {
+		switch {
+		case role.kind == ChuteNextHop:
+			c.NextHop, writeSort = &role.hop, true
+		case role.kind == ChuteOverflow && hasEntry && known.NextHop != "":
+			c.NextHop, writeSort = &known.NextHop, true
+		case role.kind == ChuteException && hasEntry && known.ExcCode != "":
+			c.Exception, writeSort = &Exception{Code: known.ExcCode, Reason: known.ExcReason}, true
+		}
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	payload := map[string]any{"outcome": string(ev.Outcome), "sorter_id": ev.SorterID, "sequence": ev.Sequence}
+	if ev.Chute != 0 {
+		payload["chute"] = ev.Chute
+	}
+	if c.NextHop != nil {
+		payload["next_hop"] = *c.NextHop
+	}
+	var events []workorder.Event
+	if tn != "" {
+		events = []workorder.Event{{TrackingNo: string(tn), Type: "sorter_confirmed", OccurredAt: at, Payload: payload}}
+	}
+	var subject string
+	if ev.Chute != 0 {
+		subject = "chute:" + strconv.Itoa(ev.Chute)
+	}
+
+	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		// One sorter's events are recorded one at a time, so "newest" is
+		// well defined; other sorters are not held up.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 11))`, "sorter:"+ev.SorterID); err != nil {
+			return err
+		}
+		var newest int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM sorter_confirms WHERE sorter_id = $1`, ev.SorterID).
+			Scan(&newest); err != nil {
+			return err
+		}
+		if ev.Sequence <= uint64(newest) {
+			return &SequenceError{Sequence: ev.Sequence, Newest: uint64(newest)}
+		}
+		if err := workorder.Record(ctx, tx, workorder.Order{
+			ID: woID, StationID: ev.StationID, Type: "sorter_confirm", TrackingNo: string(tn), SubjectID: subject,
+			Actor: workorder.Actor{Kind: workorder.ActorSorter, ID: ev.SorterID}, ScanID: scanID, RequestHash: hash,
+			Outcome: string(ev.Outcome), Response: body, Events: events,
+		}); err != nil {
+			return err
+		}
+		var tnArg, chuteArg any
+		if tn != "" {
+			tnArg = string(tn)
+		}
+		if ev.Chute != 0 {
+			chuteArg = ev.Chute
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO sorter_confirms (sorter_id, seq, station_id, work_order_id, tracking_no, outcome, chute, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			ev.SorterID, int64(ev.Sequence), ev.StationID, woID, tnArg, string(ev.Outcome), chuteArg, at); err != nil {
+			return err
+		}
+		switch ev.Outcome {
+		case OutcomeChuteFull, OutcomeChuteCleared:
+			return setChuteTx(ctx, tx, ev.StationID, ev.Chute, ev.Outcome == OutcomeChuteFull, ev.SorterID)
+		}
+		if !writeSort {
+			return nil
+		}
+		var code, reason *string
+		if c.Exception != nil {
+			code, reason = &c.Exception.Code, &c.Exception.Reason
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
+			                          flow, flow_version, source, created_at)
+			VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, 'sorter', $10)`,
+			woID, ev.StationID, string(tn), c.NextHop, ev.Chute, code, reason, c.Flow, c.FlowVersion, now)
+		return err
+	})
+	if errors.Is(err, workorder.ErrDuplicateScan) || errors.Is(err, ErrSequenceBackwards) {
+		// A concurrent delivery of this very event may have won: that is a
+		// replay, not a sequence going backwards.
+		if c, rerr := b.replayConfirm(ctx, ev.StationID, scanID, hash); !errors.Is(rerr, workorder.ErrNotFound) {
+			return c, rerr
+		}
+	}
+	if err != nil {
+		var se *SequenceError
+		if errors.As(err, &se) {
+			return Confirmation{}, se
+		}
+		return Confirmation{}, fmt.Errorf("sorting: confirm %s: %w", scanID, err)
+	}
+	if ev.Outcome == OutcomeChuteFull || ev.Outcome == OutcomeChuteCleared {
+		b.chutesChanged(ctx, ev.StationID)
+	}
+	return c, nil
+}
+
+func (b *Belt) replayConfirm(ctx context.Context, station, scanID string, hash []byte) (Confirmation, error) {
+	body, err := workorder.Replay(ctx, b.db, station, scanID, hash)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	var c Confirmation
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Confirmation{}, fmt.Errorf("sorting: stored confirmation: %w", err)
+	}
+	c.Replayed = true
+	return c, nil
+}
+
+func (ev SorterEvent) validate() (TrackingNo, error) {
+	need, ok := outcomeNeeds[ev.Outcome]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%w: outcome %q is not one of sorted, no_read, chute_full, chute_cleared, recirculated, rejected, missort",
+			ErrInvalidSorterEvent, ev.Outcome)
+	case ev.Sequence == 0 || ev.Sequence > math.MaxInt64:
+		return "", fmt.Errorf("%w: sequence must be between 1 and %d", ErrInvalidSorterEvent, int64(math.MaxInt64))
+	case ev.SorterID == "":
+		return "", fmt.Errorf("%w: no sorter", ErrInvalidSorterEvent)
+	case need.chute && ev.Chute == 0:
+		return "", fmt.Errorf("%w: %s needs a chute", ErrInvalidSorterEvent, ev.Outcome)
+	case ev.Chute < 0 || ev.Chute > MaxChute:
+		return "", fmt.Errorf("%w: chute %d is not between 1 and %d", ErrInvalidSorterEvent, ev.Chute, MaxChute)
+	case need.trackingNo && ev.TrackingNo == "":
+		return "", fmt.Errorf("%w: %s needs a tracking number", ErrInvalidSorterEvent, ev.Outcome)
+	}
+	if ev.TrackingNo == "" {
+		return "", nil
+	}
+	return ParseTrackingNo(ev.TrackingNo)
+}
+
+// role of a chute on a map: a next hop's, or a special chute.
+type chuteUse struct {
+	kind ChuteKind // "" when the chute is not on the map
+	hop  string
+}
+
+func chuteRole(m ChuteMap, chute int) chuteUse {
+	switch chute {
+	case 0:
+		return chuteUse{}
+	case m.ExceptionChute:
+		return chuteUse{kind: ChuteException}
+	case m.OverflowChute:
+		return chuteUse{kind: ChuteOverflow}
+	case m.RejectChute:
+		return chuteUse{kind: ChuteReject}
+	}
+	for hop, cs := range m.NextHops {
+		for _, c := range cs {
+			if c == chute {
+				return chuteUse{kind: ChuteNextHop, hop: hop}
+			}
+		}
+	}
+	return chuteUse{}
+}

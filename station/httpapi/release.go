@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expresshub/station/sorting"
+)
+
+var siteIDPattern = regexp.MustCompile(`^[A-Z]{2}-[A-Z][0-9]{2,4}$`)
+
+// Gray release is network-wide ops work: the ops role manages every site's
+// rule, not only its own station's.
+
+func (s *Server) siteID(r *http.Request) (string, error) {
+	id := strings.ToUpper(strings.TrimSpace(r.PathValue("id")))
+	if !siteIDPattern.MatchString(id) {
+		return "", Errorf(http.StatusBadRequest, "invalid_site_id", "site id must look like SG-H01")
+	}
+	return id, nil
+}
+
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) error {
+	site, err := s.siteID(r)
+	if err != nil {
+		return err
+	}
+	rule, err := s.releases.Get(site)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(rule.Version)))
+	writeJSON(w, http.StatusOK, rule)
+	return nil
+}
+
+type releaseRequest struct {
+	StableFlow       string `json:"stable_flow"`
+	StableVersion    int    `json:"stable_version"`
+	CandidateFlow    string `json:"candidate_flow"`
+	CandidateVersion int    `json:"candidate_version"`
+	Mode             string `json:"mode"`
+	RatioBP          int    `json:"ratio_bp"`
+	Salt             string `json:"salt"`
+	Force            bool   `json:"force"`
+	Reason           string `json:"reason"`
+}
+
+// putRelease changes a site's rule. If-Match carries the version read (0
+// for a site without a rule yet); raising the candidate's share is guarded by
+// the shadow match rate unless forced with a reason.
+func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
+	site, err := s.siteID(r)
+	if err != nil {
+		return err
+	}
+	var req releaseRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	im := strings.Trim(r.Header.Get("If-Match"), `"`)
+	if im == "" {
+		return Errorf(http.StatusPreconditionRequired, "precondition_required", `send If-Match with the version from GET ("0" for a site without a rule)`)
+	}
+	expect, err := strconv.Atoi(im)
+	if err != nil || expect < 0 {
+		return Errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted version from GET, e.g. "3"`)
+	}
+	rule, err := s.releases.Put(r.Context(), sorting.RuleChange{
+		Rule: sorting.Rule{SiteID: site, StableFlow: req.StableFlow, StableVersion: req.StableVersion,
+			CandidateFlow: req.CandidateFlow, CandidateVersion: req.CandidateVersion, Mode: req.Mode, RatioBP: req.RatioBP, Salt: req.Salt},
+		ExpectVersion: expect, Actor: principal(r).ID, Force: req.Force, Reason: strings.TrimSpace(req.Reason),
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(rule.Version)))
+	writeJSON(w, http.StatusOK, rule)
+	return nil
+}
+
+type killRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) killRelease(w http.ResponseWriter, r *http.Request) error {
+	site, err := s.siteID(r)
+	if err != nil {
+		return err
+	}
+	var req killRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	}
+	rule, err := s.releases.Kill(r.Context(), site, principal(r).ID, orDefault(strings.TrimSpace(req.Reason), "kill switch"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rule)
+	return nil
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
+	site := strings.ToUpper(strings.TrimSpace(r.URL.Query().Get("site")))
+	entries, err := s.releases.Audit(r.Context(), site, 200)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	return nil
+}
+
+func (s *Server) reconciliation(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	site := strings.ToUpper(strings.TrimSpace(q.Get("site")))
+	if !siteIDPattern.MatchString(site) {
+		return Errorf(http.StatusBadRequest, "invalid_site_id", "?site= must be a site id like SG-H01")
+	}
+	since, err := parseSince(q.Get("since"))
+	if err != nil {
+		return err
+	}
+	rep, err := s.sorting.Reconciliation(r.Context(), site, since)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// parseSince reads an RFC 3339 time or a duration back from now ("1h");
+// the default is the last 24 hours.
+func parseSince(v string) (time.Time, error) {
+	if v == "" {
+		return time.Now().Add(-24 * time.Hour), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, Errorf(http.StatusBadRequest, "invalid_since", "since must be RFC 3339 or a duration like 1h")
+	}
+	return t, nil
+}
+
+func (s *Server) mismatch(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.sorting.Mismatch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+type offlineRequest struct {
+	Site             string `json:"site"`
+	CandidateFlow    string `json:"candidate_flow"`
+	CandidateVersion int    `json:"candidate_version"`
+	Since            string `json:"since"`
+	Limit            int    `json:"limit"`
+}
+
+func (s *Server) offlineReconciliation(w http.ResponseWriter, r *http.Request) error {
+	var req offlineRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	site := strings.ToUpper(strings.TrimSpace(req.Site))
+	if !siteIDPattern.MatchString(site) {
+		return Errorf(http.StatusBadRequest, "invalid_site_id", "site must be a site id like SG-H01")
+	}
+	since, err := parseSince(req.Since)
+	if err != nil {
+		return err
+	}
+	rep, err := s.sorting.Offline(r.Context(), sorting.OfflineRequest{SiteID: site, CandidateFlow: req.CandidateFlow,
+		CandidateVersion: req.CandidateVersion, Since: since, Limit: req.Limit})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+// The ops console: login (ops role only), a site picker, and five views
+// switched by the tabs or the URL hash.
+
+import {API, roleLabel} from './api.js';
+import {$, normalizeCode} from './dom.js';
+import {setupLogin, showLogin} from './login.js';
+import {ReleaseView} from './release.js';
+import {AuditView} from './audit.js';
+import {ReconView} from './recon.js';
+import {TraceView} from './traceview.js';
+import {RelayView} from './relay.js';
+
+const SITE_KEY = 'station.ops.site.v1';
+const api = new API({
+  sessionKey: 'station.session.ops.v1',
+  onUnauthenticated: () => loggedOut('Your session ended. Log in again.'),
+});
+const ctx = {api, site: () => $('site').value};
+const views = {
+  release: new ReleaseView(ctx),
+  audit: new AuditView(ctx),
+  recon: new ReconView(ctx),
+  trace: new TraceView(ctx),
+  relay: new RelayView(ctx),
+};
+let current = '';
+
+function loggedOut(message) {
+  if (current) views[current].deactivate?.();
+  current = '';
+  showLogin(message);
+}
+
+function loggedIn(session) {
+  const op = session.operator;
+  $('who').textContent = op.name || op.id;
+  $('station').textContent = op.station_id;
+  $('role').textContent = roleLabel(op.role);
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  $('site').value = localStorage.getItem(SITE_KEY) || op.station_id;
+  go(viewFromHash());
+}
+
+function viewFromHash() {
+  const v = location.hash.replace(/^#\/?/, '');
+  return v in views ? v : 'release';
+}
+
+function go(view) {
+  if (!api.session) return;
+  if (current && current !== view) views[current].deactivate?.();
+  current = view;
+  if (location.hash !== '#' + view) history.replaceState(null, '', '#' + view);
+  for (const b of document.querySelectorAll('nav.tabs button')) {
+    if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
+    else b.removeAttribute('aria-current');
+  }
+  for (const name of Object.keys(views)) $(name + '-view').hidden = name !== view;
+  // The trace and relay views do not depend on the site.
+  $('site-form').hidden = view === 'trace' || view === 'relay';
+  views[view].activate();
+}
+
+setupLogin(api, {
+  onLoggedIn: loggedIn,
+  check: (s) => (s.operator.role === 'ops' ? '' : `The ops console needs the ops role; ${s.operator.id} is ${roleLabel(s.operator.role).toLowerCase()}.`),
+});
+
+$('logout').addEventListener('click', async () => {
+  await api.logout();
+  loggedOut('');
+});
+for (const b of document.querySelectorAll('nav.tabs button')) {
+  b.addEventListener('click', () => go(b.dataset.view));
+}
+$('site-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const site = normalizeCode($('site').value);
+  $('site').value = site;
+  localStorage.setItem(SITE_KEY, site);
+  if (current) views[current].activate();
+});
+window.addEventListener('hashchange', () => go(viewFromHash()));
+
+if (api.session && api.session.operator.role === 'ops') loggedIn(api.session);
+else showLogin('');

@@ -1,0 +1,173 @@
+// The receive and sort screen: one field, Enter sends, the answer big.
+// A scan that cannot reach the server goes into the offline queue with its
+// scan id and is shown as queued until the queue delivers it.
+
+import {retryable} from './api.js';
+import {$, el, clear, hhmmss, normalizeCode, newScanID} from './dom.js';
+import {beep} from './sound.js';
+import {exceptionWords, explain} from './words.js';
+
+const RECENT_KEY = 'station.recent.v1';
+const RECENT_MAX = 25;
+
+export class ScanScreen {
+  constructor(api, queue) {
+    this.api = api;
+    this.queue = queue;
+    this.mode = 'sort';
+    this.latest = ''; // scan id of the newest scan: only it may fill the big answer
+    $('scan-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const input = $('scan-input');
+      const raw = input.value;
+      input.value = '';
+      this.submit(raw);
+    });
+  }
+
+  activate(mode) {
+    this.mode = mode;
+    const sort = mode === 'sort';
+    $('scan-title').textContent = sort ? 'Sort' : 'Receive';
+    $('scan-label').textContent = sort ? 'Scan a parcel to sort' : 'Scan an arriving parcel';
+    document.body.dataset.mode = mode;
+    this.renderRecent();
+  }
+
+  focusTarget() {
+    return $('scan-input');
+  }
+
+  async submit(raw) {
+    const tn = normalizeCode(raw);
+    if (!tn) return;
+    const kind = this.mode;
+    const scanID = newScanID(kind === 'sort' ? 's' : 'r');
+    const item = {kind, path: `/api/v1/${kind}`, body: {tracking_no: tn, scan_id: scanID}, scan_id: scanID, tracking_no: tn};
+    this.latest = scanID;
+    this.pending(item);
+    // Older queued scans go first, so a parcel's receive lands before its
+    // sort; while they cannot get through, this one waits behind them.
+    if (this.queue.length) {
+      await this.queue.flush(this.api, (it, a) => this.replayed(it, a));
+      if (this.queue.length) {
+        this.enqueue(item);
+        return;
+      }
+    }
+    const a = await this.api.post(item.path, item.body);
+    if (retryable(a)) {
+      this.enqueue(item);
+      return;
+    }
+    this.answered(item, a, false);
+  }
+
+  pending(item) {
+    this.setAnswer(item, {state: 'idle', label: item.kind === 'sort' ? 'Sorting' : 'Receiving', main: item.tracking_no, text: true});
+  }
+
+  enqueue(item) {
+    this.queue.add(item);
+    const n = this.queue.length;
+    this.record(item, 'queued', 'queued');
+    this.setAnswer(item, {
+      state: 'queued', label: 'Queued, not sent yet', main: 'QUEUED', text: true, sub: item.tracking_no,
+      detail: `No connection. It is sent by itself when the connection is back (${n} waiting).`,
+    });
+    beep('queued');
+  }
+
+  // replayed is the queue's report: a queued scan got its answer.
+  replayed(item, a) {
+    this.answered(item, a, true);
+  }
+
+  answered(item, a, fromQueue) {
+    const v = view(item, a);
+    if (fromQueue) v.label = 'From the queue: ' + v.label;
+    this.record(item, v.state, v.what);
+    // A late exception must not go unnoticed even if newer scans followed.
+    if (this.latest === item.scan_id || (fromQueue && v.state === 'bad')) this.setAnswer(item, v);
+    beep(v.sound);
+  }
+
+  setAnswer(item, v) {
+    const box = $('answer');
+    box.className = 'answer ' + v.state;
+    box.dataset.state = v.state;
+    box.dataset.scanId = item.scan_id;
+    box.dataset.trackingNo = item.tracking_no;
+    box.dataset.chute = v.chute === undefined ? '' : String(v.chute);
+    box.dataset.code = v.code || '';
+    $('answer-label').textContent = v.label || '';
+    const main = $('answer-main');
+    main.textContent = v.main === undefined ? '' : String(v.main);
+    main.className = 'main' + (v.text ? ' text' : '');
+    $('answer-sub').textContent = v.sub || '';
+    $('answer-detail').textContent = v.detail || '';
+  }
+
+  // record keeps the last scans on the device, newest first; a queued
+  // scan's line is updated in place when it is delivered.
+  record(item, state, what) {
+    const list = loadRecent();
+    const i = list.findIndex((r) => r.scan_id === item.scan_id);
+    const entry = {scan_id: item.scan_id, kind: item.kind, tn: item.tracking_no, state, what,
+      at: i >= 0 ? list[i].at : new Date().toISOString()};
+    if (i >= 0) list[i] = entry;
+    else list.unshift(entry);
+    localStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, RECENT_MAX)));
+    this.renderRecent();
+  }
+
+  renderRecent() {
+    const ol = clear($('recent'));
+    for (const r of loadRecent()) {
+      ol.append(el('li', {class: r.state, dataset: {scanId: r.scan_id, state: r.state}},
+        el('span', {class: 'time'}, hhmmss(r.at)),
+        el('span', {class: 'tag'}, r.kind === 'sort' ? 'sort' : 'recv'),
+        el('span', {class: 'tn'}, r.tn),
+        el('span', {class: 'what'}, r.what)));
+    }
+  }
+}
+
+function loadRecent() {
+  try {
+    const v = JSON.parse(localStorage.getItem(RECENT_KEY) || '[]');
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+
+// view turns an answer into what the screen shows.
+function view(item, a) {
+  if (!a.ok) {
+    const e = explain(a.error);
+    return {state: 'bad', sound: 'error', label: 'Not accepted', main: e.title, text: true, sub: item.tracking_no,
+      detail: e.detail, code: a.error && a.error.code, what: (a.error && a.error.code) || 'error'};
+  }
+  const r = a.data || {};
+  if (item.kind === 'receive') {
+    if (r.accepted && !r.exception) {
+      return {state: 'ok', sound: 'ok', label: 'Received', main: 'RECEIVED', text: true, sub: r.tracking_no, what: 'received'};
+    }
+    const code = r.exception ? r.exception.code : 'REFUSED';
+    return {state: 'bad', sound: 'exception', label: 'Exception: put aside', main: 'EXCEPTION', text: true,
+      sub: exceptionWords(code), detail: r.exception ? `${code}: ${r.exception.reason}` : '', code, what: code};
+  }
+  if (r.exception) {
+    const code = r.exception.code;
+    return {state: 'bad', sound: 'exception', label: 'Exception chute', main: r.chute, chute: r.chute,
+      sub: exceptionWords(code), detail: `${code}: ${r.exception.reason}`, code, what: `chute ${r.chute} · ${code}`};
+  }
+  const degraded = Array.isArray(r.degraded) && r.degraded.length > 0;
+  return {
+    state: degraded ? 'warn' : 'ok', sound: 'ok', label: degraded ? 'Chute (degraded check)' : 'Chute',
+    main: r.chute, chute: r.chute, sub: '→ ' + (r.next_hop || ''),
+    detail: degraded ? 'Checked with a fallback: ' + r.degraded.map((d) => d.node).join(', ') : '',
+    what: `chute ${r.chute} → ${r.next_hop}`,
+  };
+}

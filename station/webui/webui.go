@@ -1,0 +1,105 @@
+package webui
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// static holds the pages and their assets. go:embed needs a package-level
+// variable; it is read-only data, never state.
+//
+//go:embed static
+var static embed.FS
+
+// ContentSecurityPolicy is sent with every answer. Everything comes from
+// this server: scripts and styles only from files (no inline code), images
+// also from blob: URLs (the bag label preview is fetched with the bearer
+// token and shown from a blob), no framing, no plugins.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// asset is one embedded file, ready to serve.
+type asset struct {
+	name  string // for ServeContent's type sniffing fallback
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// contentTypes are set explicitly: module scripts must be served as
+// JavaScript, and the host's mime database may not know every extension.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	".json": "application/json",
+}
+
+// Handler serves the terminal at /, the ops console at /ops and the files
+// under /assets/. Register it on the least specific pattern ("/") so every
+// API route keeps priority. Only GET and HEAD are answered.
+func Handler() http.Handler {
+	files := map[string]asset{}
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := static.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		ctype, ok := contentTypes[path.Ext(p)]
+		if !ok {
+			ctype = "application/octet-stream"
+		}
+		files[strings.TrimPrefix(p, "static")] = asset{name: path.Base(p), body: body, ctype: ctype,
+			etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	if err != nil {
+		// The files are compiled in: failing to read them is a broken build.
+		panic("webui: embedded assets: " + err.Error())
+	}
+	pages := map[string]string{"/": "/index.html", "/ops": "/ops.html", "/ops/": "/ops.html"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		name := r.URL.Path
+		if page, ok := pages[name]; ok {
+			name = page
+		} else if !strings.HasPrefix(name, "/assets/") {
+			http.NotFound(w, r)
+			return
+		}
+		a, ok := files[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		h.Set("Content-Type", a.ctype)
+		h.Set("ETag", a.etag)
+		// Revalidate every time: a new binary's pages take effect at once,
+		// and an unchanged file costs a 304.
+		h.Set("Cache-Control", "no-cache")
+		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
+	})
+}
