@@ -128,6 +128,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.releases = sorting.NewReleases(db, a.rdb, cfg.Redis.Prefix, flows, sorting.GuardConfig{
 		MinMatchRate: cfg.Release.MinMatchRate, MinComparisons: cfg.Release.MinComparisons, Window: cfg.Release.GuardWindow,
 	}, log.Named("release"))
+	ruleVersion := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "station_release_rule_version", Help: "Release rule version this instance applies, by site.",
+	}, []string{"site"})
+	a.registry.MustRegister(ruleVersion)
+	a.releases.OnApply(func(site string, version int) { ruleVersion.WithLabelValues(site).Set(float64(version)) })
 	if err := a.releases.Load(ctx); err != nil {
 		a.Close()
 		return nil, err

@@ -262,3 +262,52 @@ func TestThreeInstancesApplyAChange(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return len(b) > 0 && stringsContains(string(b), s) }
+
+func TestOfflineReconciliationChecksACandidateAgainstStoredSorts(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	ops, op := st.Login("ops1"), st.Login("op1")
+	moved := rehomed(t, st, 2)
+	parcels := append([]string{sim.ViaStation("SG-H01", 0), sim.ViaStation("SG-H01", 1)}, moved...)
+	for i, tn := range parcels {
+		sortParcel(t, st, op, tn, fmt.Sprintf("offline-%d", i))
+	}
+	var rep sorting.OfflineReport
+	st.Do("POST", "/api/v1/ops/reconciliation/offline", ops, map[string]any{
+		"site": "SG-H01", "candidate_flow": "full_v2", "candidate_version": 1, "since": "1h",
+	}, http.StatusOK, &rep)
+	wantMismatches := 0
+	site, _, _ := sim.RehomedV2("SG")
+	for _, tn := range parcels {
+		if mustParcel(t, st, tn).Destination == site {
+			wantMismatches++
+		}
+	}
+	if rep.Parcels != len(parcels) || rep.Comparisons != len(parcels) || rep.Mismatches != wantMismatches || rep.ByStep["get_route"] != wantMismatches {
+		t.Fatalf("offline report %+v, want %d mismatches at get_route", rep, wantMismatches)
+	}
+	// The site report shows the offline run beside (not inside) the shadow figures.
+	var site1 sorting.Report
+	st.Do("GET", "/api/v1/ops/reconciliation?site=SG-H01", ops, nil, http.StatusOK, &site1)
+	if site1.Offline == nil || site1.Offline.Mismatches != wantMismatches || site1.Comparisons != 0 {
+		t.Fatalf("site report after offline: %+v", site1)
+	}
+}
+
+func TestNoiseCheckComparesTheStableFlowWithItself(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) { c.Release.NoiseEvery = 1 }})
+	ops, op := st.Login("ops1"), st.Login("op1")
+	shadowFullV2(t, st, ops)
+	for i := 0; i < 4; i++ {
+		sortParcel(t, st, op, sim.ViaStation("SG-H01", i), fmt.Sprintf("noise-%d", i))
+	}
+	var rep sorting.Report
+	waitFor(t, "the noise comparisons", func() bool {
+		st.Do("GET", "/api/v1/ops/reconciliation?site=SG-H01", ops, nil, http.StatusOK, &rep)
+		return rep.Noise.Comparisons == 4
+	})
+	if rep.Noise.Mismatches != 0 || rep.Noise.Rate == nil || *rep.Noise.Rate != 0 {
+		t.Fatalf("a deterministic flow disagrees with itself: %+v", rep.Noise)
+	}
+}
