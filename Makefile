@@ -7,7 +7,7 @@ TOOLS    := $(CURDIR)/bin/tools
 BUF      := $(TOOLS)/buf
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: build run test bench proto lint clean tools
+.PHONY: build run test bench proto proto-check lint clean tools
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -26,14 +26,20 @@ bench: build
 
 $(BUF):
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0
-	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
 tools: $(BUF)
 
 ## proto: lint the .proto files and regenerate the Go code (committed).
 proto: $(BUF)
-	cd proto && $(BUF) lint && $(BUF) generate
+	cd proto && $(BUF) format -w && $(BUF) lint
+	find proto -name '*.pb.go' -delete
+	cd proto && $(BUF) generate
+
+## proto-check: regenerating must leave no diff (the committed code is current).
+proto-check: proto
+	@test -z "$$(git status --porcelain -- proto)" || (git status --short -- proto; echo "proto: generated code is stale; run make proto and commit"; exit 1)
 
 lint:
 	$(GO) vet ./...
