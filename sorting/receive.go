@@ -73,14 +73,12 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		code, reason = &rc.Exception.Code, &rc.Exception.Reason
 		payload["code"], payload["reason"], payload["stage"] = rc.Exception.Code, rc.Exception.Reason, "receive"
 	}
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if err := workorder.Record(ctx, tx, workorder.Order{
-			ID: woID, StationID: scan.StationID, Type: "receive", TrackingNo: rc.TrackingNo, Actor: scan.Actor,
-			ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
-			Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
-		}); err != nil {
-			return err
-		}
+	order := workorder.Order{
+		ID: woID, StationID: scan.StationID, Type: "receive", TrackingNo: rc.TrackingNo, Actor: scan.Actor,
+		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
+		Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
+	}
+	stored, replay, err := workorder.Commit(ctx, s.db, order, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx,
 			`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
@@ -91,15 +89,11 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		// before that must not divert the parcel.
 		return s.belt.dropTx(ctx, tx, scan.StationID, tn, rc.ReceivedAt)
 	})
-	if errors.Is(err, workorder.ErrDuplicateScan) {
-		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
-		if err != nil {
-			return ReceiveOutcome{}, err
-		}
-		return receiptReplay(body)
-	}
 	if err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
+	}
+	if replay {
+		return receiptReplay(stored)
 	}
 	if dropsBeltAnswer(rc.Exception) {
 		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)

@@ -251,14 +251,12 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 		payload["code"], payload["reason"] = res.Exception.Code, res.Exception.Reason
 	}
 	degraded, _ := json.Marshal(res.Degraded)
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if err := workorder.Record(ctx, tx, workorder.Order{
-			ID: woID, StationID: scan.StationID, Type: "sort", TrackingNo: res.TrackingNo, Actor: scan.Actor,
-			ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
-			Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
-		}); err != nil {
-			return err
-		}
+	order := workorder.Order{
+		ID: woID, StationID: scan.StationID, Type: "sort", TrackingNo: res.TrackingNo, Actor: scan.Actor,
+		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
+		Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
+	}
+	stored, replay, err := workorder.Commit(ctx, s.db, order, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx,
 			`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			                           flow, flow_version, degraded, trace, source, created_at)
@@ -270,15 +268,11 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 		// A parcel sorted by hand is sorted anew at the belt.
 		return s.belt.dropTx(ctx, tx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
 	})
-	if errors.Is(err, workorder.ErrDuplicateScan) {
-		body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
-		if err != nil {
-			return Outcome{}, err
-		}
-		return replayed(body)
-	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
+	}
+	if replay {
+		return replayed(stored)
 	}
 	s.belt.dropped(ctx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
 	res.Trace = withTrace

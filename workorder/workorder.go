@@ -225,3 +225,31 @@ func IsUniqueViolation(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "23505"
 }
+
+// DB is what Commit needs: a pool (or a connection).
+type DB interface {
+	Querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Commit records o and runs write, the operation's own rows, in one
+// transaction: all of it or none. When a concurrent request with the same
+// scan id committed first, nothing is written and that request's stored
+// response is returned with replayed set (or ErrScanIDReused when its request
+// differed).
+func Commit(ctx context.Context, db DB, o Order, write func(tx pgx.Tx) error) (body []byte, replayed bool, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := Record(ctx, tx, o); err != nil {
+			return err
+		}
+		return write(tx)
+	})
+	if errors.Is(err, ErrDuplicateScan) {
+		body, err := Replay(ctx, db, o.StationID, o.ScanID, o.RequestHash)
+		return body, err == nil, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return o.Response, false, nil
+}
