@@ -7,7 +7,7 @@ TOOLS    := $(CURDIR)/bin/tools
 BUF      := $(TOOLS)/buf
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: build run test bench proto proto-check lint clean tools
+.PHONY: build run test bench bench-smoke proto proto-check lint clean tools
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -23,6 +23,11 @@ test:
 ## bench: every benchmark; writes BENCHMARKS.md.
 bench: build
 	$(GO) run ./station/benchreport -out BENCHMARKS.md
+
+## bench-smoke: every benchmark once with small samples (-short -benchtime=1x), for CI:
+## checks that they still run; the report goes to a temporary file.
+bench-smoke:
+	$(GO) run ./station/benchreport -short -out $${TMPDIR:-/tmp}/BENCHMARKS.smoke.md
 
 $(BUF):
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0

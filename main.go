@@ -193,6 +193,38 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	_ = operatorAdd.MarkFlagRequired("station")
 	operator.AddCommand(operatorAdd)
 
+	var sorterDef auth.Sorter
+	sorter := &cobra.Command{Use: "sorter", Short: "Manage sorting machines (their gRPC keys)"}
+	sorterAdd := &cobra.Command{
+		Use:   "add",
+		Short: "Register a sorting machine at a station and print its key (shown once; only its hash is stored)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := load(cmd, "console")
+			if err != nil {
+				return err
+			}
+			db, err := app.OpenPool(ctx, cfg.Database)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).AddSorter(ctx, sorterDef)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "sorter %s added at %s\n", sorterDef.ID, sorterDef.StationID)
+			fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
+			return nil
+		},
+	}
+	sorterAdd.Flags().StringVar(&sorterDef.ID, "id", "", "sorter id, unique network-wide (required)")
+	sorterAdd.Flags().StringVar(&sorterDef.StationID, "station", "", "station (site id such as SG-H01; required)")
+	_ = sorterAdd.MarkFlagRequired("id")
+	_ = sorterAdd.MarkFlagRequired("station")
+	sorter.AddCommand(sorterAdd)
+
 	dev := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything for a local try-out: databases, migrations, simulator, demo data, server",
@@ -225,7 +257,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		},
 	}
 
-	root.AddCommand(serve, migrate, operator, dev, simCmd, &cobra.Command{
+	root.AddCommand(serve, migrate, operator, sorter, dev, simCmd, &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "station", version) },

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -90,6 +91,8 @@ type BeltConfig struct {
 	RedisPrefix string
 	// Log receives warnings (Redis trouble); nil discards.
 	Log *slog.Logger
+	// Registerer receives the belt's metrics; nil keeps them unexported.
+	Registerer prometheus.Registerer
 }
 
 func (c BeltConfig) withDefaults() BeltConfig {
@@ -136,6 +139,12 @@ type Belt struct {
 	// this instance's caches hear of changes and be used.
 	trusted atomic.Bool
 
+	decisions *prometheus.CounterVec // by source and chute kind
+	lastWarn  atomic.Int64           // unix ns of the last warning, see warn
+	// redisSkipUntil (unix ns) is set when Redis fails: until then the belt
+	// goes straight to PostgreSQL instead of paying a timeout per parcel.
+	redisSkipUntil atomic.Int64
+
 	fly     chan struct{} // on-the-fly sort slots
 	mu      sync.Mutex
 	flights map[beltKey]*flight
@@ -168,8 +177,47 @@ func NewBelt(svc *Service, db *pgxpool.Pool, rdb redis.UniversalClient, cfg Belt
 		fly:     make(chan struct{}, cfg.OnTheFly),
 		flights: map[beltKey]*flight{},
 	}
+	b.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "station_belt_decisions_total",
+		Help: "Chutes answered to the sorting machine, by how they were decided (presorted, on_the_fly, fallback) and chute kind.",
+	}, []string{"source", "kind"})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(b.decisions)
+	}
 	svc.belt = b
 	return b
+}
+
+// warn logs a store problem at most once a second: when Redis is down,
+// every belt call would otherwise add a line.
+func (b *Belt) warn(msg string, args ...any) {
+	now := b.now().UnixNano()
+	last := b.lastWarn.Load()
+	if now-last < int64(time.Second) || !b.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	b.log.Warn(msg, args...)
+}
+
+// redisTimeout bounds one Redis call on the belt's path: Redis answers in
+// well under a millisecond or is treated as down.
+const redisTimeout = 25 * time.Millisecond
+
+// redisOK reports whether Redis is worth asking now.
+func (b *Belt) redisOK() bool { return b.now().UnixNano() >= b.redisSkipUntil.Load() }
+
+// redisFailed notes a Redis failure (a miss is not one): Redis is skipped
+// for a second.
+func (b *Belt) redisFailed(err error) {
+	if err != nil && !errors.Is(err, redis.Nil) {
+		b.redisSkipUntil.Store(b.now().Add(time.Second).UnixNano())
+	}
+}
+
+// count records a decision (its hit, miss or fallback) and passes it on.
+func (b *Belt) count(d BeltDecision) BeltDecision {
+	b.decisions.WithLabelValues(string(d.Source), string(d.ChuteKind)).Inc()
+	return d
 }
 
 // Config is the belt's effective configuration.
@@ -203,6 +251,15 @@ func (b *Belt) Resolve(ctx context.Context, station string, tn TrackingNo) (Belt
 	if err != nil {
 		return BeltDecision{}, err
 	}
+	// The hot path: a pre-sorted parcel in this instance's cache, full
+	// chutes known, no I/O.
+	if b.cacheTrusted() {
+		if e, ok := b.cache.get(beltKey{station, tn}, start); ok && e.usable(start, flow) {
+			if full, ok := b.states.get(station, start); ok {
+				return b.count(decide(tn, m.ChuteMap, full, e, FromPresort)), nil
+			}
+		}
+	}
 	budget := b.cfg.DefaultBudget
 	if dl, ok := ctx.Deadline(); ok {
 		budget = dl.Sub(start)
@@ -216,20 +273,20 @@ func (b *Belt) Resolve(ctx context.Context, station string, tn TrackingNo) (Belt
 	e, found := b.lookup(lctx, station, tn, flow, start)
 	if found {
 		full, _ := b.fullChutesOrNone(lctx, station)
-		return decide(tn, m.ChuteMap, full, e, FromPresort), nil
+		return b.count(decide(tn, m.ChuteMap, full, e, FromPresort)), nil
 	}
 	res, ok := b.sortOnTheFly(lctx, station, tn, flow)
 	if !ok {
 		if lctx.Err() == nil && ctx.Err() == nil {
-			return reject(tn, m.ChuteMap, ReasonOverloaded, "station is at its on-the-fly sort limit; recirculate"), nil
+			return b.count(reject(tn, m.ChuteMap, ReasonOverloaded, "station is at its on-the-fly sort limit; recirculate")), nil
 		}
-		return reject(tn, m.ChuteMap, ReasonNotDecidedInTime, "not sorted within the belt's deadline; recirculate"), nil
+		return b.count(reject(tn, m.ChuteMap, ReasonNotDecidedInTime, "not sorted within the belt's deadline; recirculate")), nil
 	}
 	if !storable(res) {
-		return reject(tn, m.ChuteMap, res.Exception.Code, res.Exception.Reason), nil
+		return b.count(reject(tn, m.ChuteMap, res.Exception.Code, res.Exception.Reason)), nil
 	}
 	full, _ := b.fullChutesOrNone(lctx, station)
-	return decide(tn, m.ChuteMap, full, entryOf(res, sourceOnTheFly, start, b.cfg.TTL), FromOnTheFly), nil
+	return b.count(decide(tn, m.ChuteMap, full, entryOf(res, sourceOnTheFly, start, b.cfg.TTL), FromOnTheFly)), nil
 }
 
 // fullChutesOrNone is fullChutes that never fails the belt: without chute
@@ -237,7 +294,7 @@ func (b *Belt) Resolve(ctx context.Context, station string, tn TrackingNo) (Belt
 func (b *Belt) fullChutesOrNone(ctx context.Context, station string) (fullChutes, error) {
 	f, err := b.fullChutes(ctx, station)
 	if err != nil {
-		b.log.Warn("chute states unavailable; answering first chutes", "station", station, "error", err)
+		b.warn("chute states unavailable; answering first chutes", "station", station, "error", err)
 	}
 	return f, err
 }
@@ -253,15 +310,21 @@ func (b *Belt) lookup(ctx context.Context, station string, tn TrackingNo, flow *
 			return e, true
 		}
 	}
-	if v, err := b.rdb.HGet(ctx, b.presortKey(station), string(tn)).Result(); err == nil {
-		if e, tomb, err := decodeEntry(v); err == nil && tomb == 0 && e.usable(now, flow) {
-			if trusted {
-				b.cache.put(k, e, now)
+	if b.redisOK() {
+		rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		v, err := b.rdb.HGet(rctx, b.presortKey(station), string(tn)).Result()
+		cancel()
+		if err == nil {
+			if e, tomb, err := decodeEntry(v); err == nil && tomb == 0 && e.usable(now, flow) {
+				if trusted {
+					b.cache.put(k, e, now)
+				}
+				return e, true
 			}
-			return e, true
+		} else if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+			b.redisFailed(err)
+			b.warn("belt lookup in Redis failed; asking PostgreSQL", "error", err)
 		}
-	} else if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
-		b.log.Warn("belt lookup in Redis failed; asking PostgreSQL", "error", err)
 	}
 	if ctx.Err() != nil {
 		return entry{}, false
@@ -270,8 +333,11 @@ func (b *Belt) lookup(ctx context.Context, station string, tn TrackingNo, flow *
 	if err != nil || !ok || !e.usable(now, flow) {
 		return entry{}, false
 	}
-	if v, err := encodeEntry(e); err == nil {
-		_ = b.redisPut(ctx, station, []string{string(tn)}, []int64{e.SortedAt}, []string{v})
+	if v, err := encodeEntry(e); err == nil && b.redisOK() {
+		// Read repair: the next instance asking finds it in Redis.
+		rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		b.redisFailed(b.redisPut(rctx, station, []string{string(tn)}, []int64{e.SortedAt}, []string{v}))
+		cancel()
 	}
 	if trusted {
 		b.cache.put(k, e, now)
@@ -318,16 +384,18 @@ func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn TrackingNo, 
 			defer func() { <-b.fly }()
 			start := b.now().Truncate(time.Millisecond)
 			res, _ := b.svc.Run(sctx, flow, station, tn, false)
+			// Answer first, store after: the belt must not wait for the
+			// store. Resolves arriving meanwhile still join this flight.
+			f.res, f.ok = res, true
+			close(f.done)
 			if storable(res) {
 				if _, err := b.store(sctx, station, []keyedEntry{{tn, entryOf(res, sourceOnTheFly, start, b.cfg.TTL)}}); err != nil {
 					b.log.Warn("on-the-fly sort not stored", "station", station, "error", err)
 				}
 			}
-			f.res, f.ok = res, true
 			b.mu.Lock()
 			delete(b.flights, k)
 			b.mu.Unlock()
-			close(f.done)
 		}()
 	}
 	select {
@@ -395,7 +463,7 @@ func (b *Belt) Invalidate(ctx context.Context, station string, tn TrackingNo) er
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("sorting: invalidate %s: %w", tn, err)
 	}
-	b.spread(ctx, station, tn, at)
+	_ = b.spread(ctx, station, tn, at) // committed: the worker retries what Redis missed
 	return nil
 }
 
@@ -540,7 +608,7 @@ func (b *Belt) dropped(ctx context.Context, station string, tn TrackingNo, at ti
 	if b == nil {
 		return
 	}
-	b.spread(ctx, station, tn, at.Truncate(time.Millisecond))
+	_ = b.spread(ctx, station, tn, at.Truncate(time.Millisecond)) // left pending on failure
 }
 
 // dropsBeltAnswer reports whether an exception found at arrival changes the

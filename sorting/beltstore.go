@@ -71,9 +71,11 @@ func entryOf(r Result, source string, sortedAt time.Time, ttl time.Duration) ent
 //	belt:presort:<station>  hash  tracking no -> "<sorted ms>|<entry json>" or a tombstone "!<ms>"
 //	belt:chutes:<station>   string "<version>|<full chute>,<full chute>,..."
 //	belt:events             pub/sub: "p|<station>|<tracking no>|<ms>" or "c|<station>"
-func (b *Belt) presortKey(station string) string { return b.cfg.RedisPrefix + "belt:presort:" + station }
-func (b *Belt) chutesKey(station string) string  { return b.cfg.RedisPrefix + "belt:chutes:" + station }
-func (b *Belt) eventsChannel() string            { return b.cfg.RedisPrefix + "belt:events" }
+func (b *Belt) presortKey(station string) string {
+	return b.cfg.RedisPrefix + "belt:presort:" + station
+}
+func (b *Belt) chutesKey(station string) string { return b.cfg.RedisPrefix + "belt:chutes:" + station }
+func (b *Belt) eventsChannel() string           { return b.cfg.RedisPrefix + "belt:events" }
 
 // putNewer writes hash fields only over older values: ARGV holds the key's
 // lifetime in ms, then triples (field, as-of ms, value). An invalidation
@@ -201,8 +203,11 @@ func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([
 		}
 		fields[i], asOf[i], values[i] = string(it.tn), it.e.SortedAt, v
 	}
-	if err := b.redisPut(ctx, station, fields, asOf, values); err != nil {
-		b.log.Warn("belt answers not in Redis; PostgreSQL still answers", "station", station, "error", err)
+	if !b.redisOK() {
+		b.warn("Redis is down; belt answers kept in PostgreSQL only", "station", station)
+	} else if err := b.redisPut(ctx, station, fields, asOf, values); err != nil {
+		b.redisFailed(err)
+		b.warn("belt answers not in Redis; PostgreSQL still answers", "station", station, "error", err)
 	}
 	now := b.now()
 	for _, it := range stored {
@@ -263,22 +268,29 @@ func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn T
 // spread carries a committed invalidation to this instance's cache, Redis
 // and every other instance. If Redis cannot be reached the row stays
 // redis_pending and the belt's worker retries.
-func (b *Belt) spread(ctx context.Context, station string, tn TrackingNo, at time.Time) {
+func (b *Belt) spread(ctx context.Context, station string, tn TrackingNo, at time.Time) error {
 	ms := at.UnixMilli()
 	b.cache.tombstone(beltKey{station, tn}, ms, b.now())
-	err := b.redisPut(ctx, station, []string{string(tn)}, []int64{ms}, []string{"!" + strconv.FormatInt(ms, 10)})
+	// Always tried, whatever redisOK says: other instances' caches hear of
+	// it only this way, and invalidations are rare enough to afford a
+	// bounded wait when Redis is really down.
+	rctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	defer cancel()
+	err := b.redisPut(rctx, station, []string{string(tn)}, []int64{ms}, []string{"!" + strconv.FormatInt(ms, 10)})
 	if err == nil {
-		err = b.rdb.Publish(ctx, b.eventsChannel(), fmt.Sprintf("p|%s|%s|%d", station, tn, ms)).Err()
+		err = b.rdb.Publish(rctx, b.eventsChannel(), fmt.Sprintf("p|%s|%s|%d", station, tn, ms)).Err()
 	}
 	if err != nil {
-		b.log.Warn("belt invalidation not spread yet; retried", "station", station, "tracking_no", string(tn), "error", err)
-		return
+		b.redisFailed(err)
+		b.warn("belt invalidation not spread yet; retried", "station", station, "tracking_no", string(tn), "error", err)
+		return err
 	}
 	if _, err := b.db.Exec(ctx,
 		`UPDATE presort_results SET redis_pending = false WHERE station_id = $1 AND tracking_no = $2 AND invalidated_at = $3`,
 		station, string(tn), at); err != nil {
 		b.log.Warn("belt invalidation spread but not marked; it will be spread again", "error", err)
 	}
+	return nil
 }
 
 // retryPending spreads invalidations that could not reach Redis before.
@@ -300,16 +312,46 @@ func (b *Belt) retryPending(ctx context.Context) {
 		return
 	}
 	for _, p := range list {
-		b.spread(ctx, p.station, TrackingNo(p.tn), p.at)
+		if b.spread(ctx, p.station, TrackingNo(p.tn), p.at) != nil {
+			return // Redis still down: the next round tries again
+		}
 	}
 }
 
-// prune deletes expired rows; every instance may run it, deletes are
-// idempotent.
+// prune deletes expired answers and old tombstones, in PostgreSQL and in
+// the Redis hashes (whose key lifetime is renewed by every write, so a busy
+// station's hash never expires as a whole). Every instance may run it:
+// deletes are idempotent.
 func (b *Belt) prune(ctx context.Context) {
 	if _, err := b.db.Exec(ctx, `
 		DELETE FROM presort_results WHERE ctid IN (
 		  SELECT ctid FROM presort_results WHERE expires_at < now() AND NOT redis_pending LIMIT 10000)`); err != nil {
 		b.log.Warn("pruning expired belt answers failed", "error", err)
+	}
+	b.pruneRedis(ctx)
+}
+
+func (b *Belt) pruneRedis(ctx context.Context) {
+	now := b.now()
+	// A tombstone older than the TTL guards nothing: every sort it could
+	// stop has expired by now.
+	oldest := now.Add(-b.cfg.TTL).UnixMilli()
+	keys := b.rdb.Scan(ctx, 0, b.cfg.RedisPrefix+"belt:presort:*", 100).Iterator()
+	for keys.Next(ctx) {
+		fields := b.rdb.HScan(ctx, keys.Val(), 0, "", 1000).Iterator()
+		var dead []string
+		for fields.Next(ctx) {
+			field := fields.Val()
+			if !fields.Next(ctx) {
+				break
+			}
+			e, tomb, err := decodeEntry(fields.Val())
+			if err != nil || (tomb == 0 && e.Expires < now.UnixMilli()) || (tomb != 0 && tomb < oldest) {
+				dead = append(dead, field)
+			}
+		}
+		for lo := 0; lo < len(dead); lo += 1000 {
+			_ = b.rdb.HDel(ctx, keys.Val(), dead[lo:min(lo+1000, len(dead))]...).Err()
+		}
 	}
 }

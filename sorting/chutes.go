@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
 )
 
 // Chute-map errors.
@@ -120,6 +121,10 @@ type ChuteStore struct {
 
 	mu    sync.RWMutex
 	cache map[string]cachedMap
+	// loads merges concurrent reloads of one station's map: at the belt's
+	// rate, every caller missing the expired entry at once would otherwise
+	// each query PostgreSQL in the same millisecond.
+	loads singleflight.Group
 }
 
 type cachedMap struct {
@@ -140,14 +145,24 @@ func (s *ChuteStore) Get(ctx context.Context, station string) (StoredChuteMap, e
 	if ok && s.now().Sub(c.fetched) < s.ttl {
 		return c.m, nil
 	}
-	m, err := s.load(ctx, station)
+	v, err, _ := s.loads.Do(station, func() (any, error) {
+		// Shared by every waiting caller, so not bound to the first one's
+		// cancellation.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		m, err := s.load(lctx, station)
+		if err != nil {
+			return StoredChuteMap{}, err
+		}
+		s.mu.Lock()
+		s.cache[station] = cachedMap{m: m, fetched: s.now()}
+		s.mu.Unlock()
+		return m, nil
+	})
 	if err != nil {
 		return StoredChuteMap{}, err
 	}
-	s.mu.Lock()
-	s.cache[station] = cachedMap{m: m, fetched: s.now()}
-	s.mu.Unlock()
-	return m, nil
+	return v.(StoredChuteMap), nil
 }
 
 func (s *ChuteStore) load(ctx context.Context, station string) (StoredChuteMap, error) {
@@ -208,6 +223,7 @@ func (s *ChuteStore) Forget(station string) {
 	s.mu.Lock()
 	delete(s.cache, station)
 	s.mu.Unlock()
+	s.loads.Forget(station)
 }
 
 // ChuteFor is the first chute of nextHop, and whether the map has one.

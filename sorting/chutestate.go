@@ -122,19 +122,29 @@ func (b *Belt) fullChutes(ctx context.Context, station string) (fullChutes, erro
 			return f, nil
 		}
 	}
-	if v, err := b.rdb.Get(ctx, b.chutesKey(station)).Result(); err == nil {
-		if f, err := decodeFullChutes(v); err == nil {
-			if trusted {
-				b.states.put(station, f, now)
+	if b.redisOK() {
+		rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		v, err := b.rdb.Get(rctx, b.chutesKey(station)).Result()
+		cancel()
+		if err == nil {
+			if f, err := decodeFullChutes(v); err == nil {
+				if trusted {
+					b.states.put(station, f, now)
+				}
+				return f, nil
 			}
-			return f, nil
 		}
+		b.redisFailed(err)
 	}
 	f, err := b.loadChuteStates(ctx, b.db, station)
 	if err != nil {
 		return fullChutes{}, err
 	}
-	_ = setNewerState.Run(ctx, b.rdb, []string{b.chutesKey(station)}, f.version, f.encode()).Err()
+	if b.redisOK() {
+		rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		b.redisFailed(setNewerState.Run(rctx, b.rdb, []string{b.chutesKey(station)}, f.version, f.encode()).Err())
+		cancel()
+	}
 	if trusted {
 		b.states.put(station, f, now)
 	}

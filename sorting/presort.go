@@ -90,20 +90,36 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 	}
 	start := b.now().Truncate(time.Millisecond)
 	results := make([]Result, len(unique))
-	var g errgroup.Group
-	g.SetLimit(b.cfg.Parallelism)
-	for i, tn := range unique {
-		g.Go(func() error {
-			flow, err := b.flowFor(station, tn)
-			if err != nil {
-				results[i] = Result{TrackingNo: string(tn), Exception: &Exception{Code: CodeDownstreamUnavailable, Reason: "no flow"}}
-				return nil
-			}
-			results[i], _ = b.svc.Run(ctx, flow, station, tn, false)
-			return nil
-		})
+	todo := make([]int, len(unique))
+	for i := range todo {
+		todo[i] = i
 	}
-	_ = g.Wait() // the goroutines never fail: every parcel gets a result
+	// Pre-sorting is ahead of time: a parcel whose sort met a transient
+	// failure gets one more try, at the end, before it is left to the belt.
+	for attempt := 0; attempt < 2 && len(todo) > 0 && ctx.Err() == nil; attempt++ {
+		var g errgroup.Group
+		g.SetLimit(b.cfg.Parallelism)
+		for _, i := range todo {
+			tn := unique[i]
+			g.Go(func() error {
+				flow, err := b.flowFor(station, tn)
+				if err != nil {
+					results[i] = Result{TrackingNo: string(tn), Exception: &Exception{Code: CodeDownstreamUnavailable, Reason: "no flow"}}
+					return nil
+				}
+				results[i], _ = b.svc.Run(ctx, flow, station, tn, false)
+				return nil
+			})
+		}
+		_ = g.Wait() // the goroutines never fail: every parcel gets a result
+		var again []int
+		for _, i := range todo {
+			if !storable(results[i]) {
+				again = append(again, i)
+			}
+		}
+		todo = again
+	}
 
 	entries := make([]entry, len(unique))
 	keep := make([]keyedEntry, 0, len(unique))

@@ -7,11 +7,15 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -21,11 +25,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/expresshub/station/clients"
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/migrations"
 	"github.com/expresshub/station/packing"
+	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
@@ -33,6 +40,7 @@ import (
 	"github.com/expresshub/station/station/httpapi"
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/station/sorterapi"
 )
 
 // Options adjust how a station starts.
@@ -48,22 +56,25 @@ type Options struct {
 
 // App is one running station process.
 type App struct {
-	cfg      config.Config
-	log      *zap.Logger
-	opts     Options
-	db       *pgxpool.Pool
-	rdb      *redis.Client
-	registry *prometheus.Registry
-	auth     *auth.Service
-	clients  *clients.Set
-	sorting  *sorting.Service
-	releases *sorting.Releases
-	shadow   *sorting.Shadow
-	packing  *packing.Service
-	relay    *relay.Relay
-	http     *httpapi.Server
-	grpc     *grpcserver.Server
-	closers  []func()
+	cfg       config.Config
+	log       *zap.Logger
+	opts      Options
+	db        *pgxpool.Pool
+	rdb       *redis.Client
+	registry  *prometheus.Registry
+	auth      *auth.Service
+	clients   *clients.Set
+	sorting   *sorting.Service
+	releases  *sorting.Releases
+	shadow    *sorting.Shadow
+	packing   *packing.Service
+	relay     *relay.Relay
+	http      *httpapi.Server
+	grpc      *grpcserver.Server
+	belt      *sorting.Belt
+	sorters   *auth.Sorters
+	sorterAPI *sorterapi.Server
+	closers   []func()
 }
 
 // New connects to PostgreSQL and Redis and builds every component. It does
@@ -141,6 +152,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Budget: cfg.Release.ShadowBudget, Deadline: cfg.Release.ShadowDeadline, NoiseEvery: cfg.Release.NoiseEvery,
 	}, log.Named("shadow"), a.registry)
 	a.sorting.EnableRelease(a.releases, a.shadow)
+	// The sorting machine: the belt's answers and the machines' keys.
+	a.belt = sorting.NewBelt(a.sorting, db, a.rdb, sorting.BeltConfig{
+		TTL: cfg.Sorter.PresortTTL, SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
+		Parallelism: cfg.Sorter.Parallelism, OnTheFly: cfg.Sorter.OnTheFly, CacheEntries: cfg.Sorter.CacheEntries,
+		RedisPrefix: cfg.Redis.Prefix, Log: slog.New(zapslog.NewHandler(log.Named("belt").Core())), Registerer: a.registry,
+	})
+	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
+	a.sorterAPI = sorterapi.New(a.belt, sorterapi.Config{
+		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
+		StreamBudget: cfg.Sorter.DefaultBudget,
+	}, log.Named("sorterapi"))
 	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
 	a.relay = relay.New(db, a.clients.OrderCenter, relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
@@ -176,7 +198,18 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 			},
 		},
 	})
-	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry})
+	tlsOpts, err := grpcTLS(cfg.GRPC)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	// A pool of stream workers keeps handler goroutines (and their grown
+	// stacks) across calls: with the interceptor chain, a fresh goroutine
+	// per Resolve spent more time growing its stack than answering.
+	extra := append(tlsOpts, grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))))
+	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
+		QuietMethods: []string{stationv1.SorterService_Resolve_FullMethodName}})
+	a.sorterAPI.Register(a.grpc.GRPC)
 	return a, nil
 }
 
@@ -191,6 +224,12 @@ func (a *App) Sorting() *sorting.Service { return a.sorting }
 
 // Auth is the operator authentication service.
 func (a *App) Auth() *auth.Service { return a.auth }
+
+// Sorters registers and authenticates sorting machines.
+func (a *App) Sorters() *auth.Sorters { return a.sorters }
+
+// Belt serves the sorting machine.
+func (a *App) Belt() *sorting.Belt { return a.belt }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: readiness
 // and gRPC health go NOT_SERVING, listeners close, in-flight requests finish
@@ -257,11 +296,15 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer sd.Done()
+		// Sorter streams never end on their own: ask them to, so the
+		// graceful stop does not wait out the whole grace.
+		a.sorterAPI.Drain()
 		a.grpc.Shutdown(graceCtx)
 	}()
 	sd.Wait()
 	stopWorkers()
 	wg.Wait()
+	a.belt.Close()
 	a.log.Info("station stopped")
 	return runErr
 }
@@ -274,6 +317,8 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { a.releases.Watch(ctx, a.cfg.Release.Resync) })
 	// Shadow counts flush; on stop it waits for shadow runs in flight.
 	wg.Go(func() { a.shadow.Run(ctx) })
+	// The belt: invalidation signals from every instance, and its upkeep.
+	wg.Go(func() { a.belt.Run(ctx) })
 }
 
 // Close releases pools and clients in reverse order of creation.
@@ -299,6 +344,7 @@ func OpenPool(ctx context.Context, cfg config.Database) (*pgxpool.Pool, error) {
 	}
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.ConnectTimeout = 3 * time.Second
+	pc.ConnConfig.Tracer = acquireDeadline{d: cfg.AcquireTimeout} // see acquire.go
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -324,4 +370,29 @@ func MigrateUp(ctx context.Context, db *pgxpool.Pool, log *zap.Logger) error {
 		log.Info("migration applied", zap.Int64("version", r.Source.Version), zap.String("file", r.Source.Path), zap.Duration("took", r.Duration))
 	}
 	return err
+}
+
+// grpcTLS builds the gRPC server's transport security from config: none,
+// TLS, or mutual TLS when a client CA is named.
+func grpcTLS(c config.GRPC) ([]grpc.ServerOption, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("grpc.tls_cert: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCA != "" {
+		pem, err := os.ReadFile(c.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("grpc.client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("grpc.client_ca: no certificate in %s", c.ClientCA)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
 }

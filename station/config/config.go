@@ -35,6 +35,21 @@ type Config struct {
 	Sim        Sim            `mapstructure:"sim"`
 	Relay      Relay          `mapstructure:"relay"`
 	Release    Release        `mapstructure:"release"`
+	Sorter     Sorter         `mapstructure:"sorter"`
+}
+
+// Sorter configures the sorting machine's gRPC API (the belt).
+type Sorter struct {
+	PresortTTL    time.Duration `mapstructure:"presort_ttl"`    // how long a pre-sorted answer is used
+	SafetyMargin  time.Duration `mapstructure:"safety_margin"`  // kept back from a Resolve's deadline
+	DefaultBudget time.Duration `mapstructure:"default_budget"` // a Resolve or stream message without a deadline
+	Parallelism   int           `mapstructure:"parallelism"`    // concurrent sorts of one pre-sort batch
+	OnTheFly      int           `mapstructure:"on_the_fly"`     // concurrent on-the-fly sorts per instance
+	CacheEntries  int           `mapstructure:"cache_entries"`  // in-process cache of answers
+	PerSorter     int           `mapstructure:"per_sorter"`     // calls in flight per sorter
+	Global        int           `mapstructure:"global"`         // sorter calls in flight per instance
+	StreamWindow  int           `mapstructure:"stream_window"`  // parcels decided at once per stream
+	KeyCacheTTL   time.Duration `mapstructure:"key_cache_ttl"`  // how long a revoked key may still work
 }
 
 // Release configures gray release and shadow reconciliation.
@@ -72,6 +87,11 @@ type HTTP struct {
 
 type GRPC struct {
 	Addr string `mapstructure:"addr"`
+	// TLS: a certificate and key serve TLS; a client CA also requires and
+	// verifies client certificates (mTLS). All empty: plaintext.
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
+	ClientCA string `mapstructure:"client_ca"`
 }
 
 type Log struct {
@@ -127,6 +147,9 @@ func Defaults() Config {
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
 		Relay:      Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
+		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
+			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
+			KeyCacheTTL: 30 * time.Second},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
 			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20},
 	}
@@ -358,6 +381,12 @@ func (c Config) Validate() error {
 	if c.Relay.MaxAttempts < 1 {
 		return bad("relay.max_attempts", "must be at least 1")
 	}
+	if err := c.Sorter.validate(bad); err != nil {
+		return err
+	}
+	if (c.GRPC.TLSCert == "") != (c.GRPC.TLSKey == "") || (c.GRPC.ClientCA != "" && c.GRPC.TLSCert == "") {
+		return bad("grpc.tls_cert", "tls_cert and tls_key go together, and client_ca needs them")
+	}
 	switch c.Sim.Latency {
 	case "default", "zero":
 	default:
@@ -400,3 +429,23 @@ func RedactURL(raw string) string {
 
 // Environ is os.Environ, named so main passes it explicitly.
 func Environ() []string { return os.Environ() }
+
+func (s Sorter) validate(bad func(key, reason string) error) error {
+	for key, d := range map[string]time.Duration{"sorter.presort_ttl": s.PresortTTL, "sorter.default_budget": s.DefaultBudget,
+		"sorter.key_cache_ttl": s.KeyCacheTTL} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
+	}
+	if s.SafetyMargin < 0 || s.SafetyMargin >= s.DefaultBudget {
+		return bad("sorter.safety_margin", "must be at least 0 and below sorter.default_budget")
+	}
+	for key, n := range map[string]int{"sorter.parallelism": s.Parallelism, "sorter.on_the_fly": s.OnTheFly,
+		"sorter.cache_entries": s.CacheEntries, "sorter.per_sorter": s.PerSorter, "sorter.global": s.Global,
+		"sorter.stream_window": s.StreamWindow} {
+		if n < 1 {
+			return bad(key, "must be at least 1")
+		}
+	}
+	return nil
+}

@@ -46,6 +46,10 @@ type Options struct {
 	Registry prometheus.Registerer // nil: no metrics
 	Auth     Authenticator         // nil: every authenticated method is refused
 	Extra    []grpc.ServerOption   // TLS credentials and the like
+	// QuietMethods (full method names) are logged at debug level when they
+	// succeed: the belt's Resolve runs thousands of times a second, and a
+	// log line each would cost more than the answer.
+	QuietMethods []string
 }
 
 // publicMethods need no credentials: probes and service discovery.
@@ -68,7 +72,10 @@ func New(o Options) *Server {
 		return status.Error(codes.Internal, "internal error")
 	})
 	a := &authInterceptor{auth: o.Auth}
-	l := &logInterceptor{log: o.Log}
+	l := &logInterceptor{log: o.Log, quiet: map[string]bool{}}
+	for _, m := range o.QuietMethods {
+		l.quiet[m] = true
+	}
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -154,6 +161,9 @@ func (a *authInterceptor) authenticate(ctx context.Context, method string) (cont
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "invalid sorter credentials")
 	}
+	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
+		c.sorter = p.ID
+	}
 	return auth.WithPrincipal(ctx, p), nil
 }
 
@@ -180,34 +190,50 @@ type ctxStream struct {
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
 
-type logInterceptor struct{ log *zap.Logger }
+type logInterceptor struct {
+	log   *zap.Logger
+	quiet map[string]bool // read-only after New
+}
+
+// callerKey carries a *caller from the log interceptor (outer) to the auth
+// interceptor (inner): the principal auth finds lives in an inner context
+// the log line never sees, yet a refusal must be logged with who made it.
+type callerKey struct{}
+
+type caller struct{ sorter string } // set by auth before the handler runs
 
 func (l *logInterceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	resp, err := h(ctx, req)
-	l.done(ctx, info.FullMethod, start, err)
+	c := &caller{}
+	resp, err := h(context.WithValue(ctx, callerKey{}, c), req)
+	l.done(c, info.FullMethod, start, err)
 	return resp, err
 }
 
 func (l *logInterceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
-	err := h(srv, ss)
-	l.done(ss.Context(), info.FullMethod, start, err)
+	c := &caller{}
+	err := h(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)})
+	l.done(c, info.FullMethod, start, err)
 	return err
 }
 
 // done logs one line per RPC; health checks are logged at debug level only,
 // since probes would drown the log.
-func (l *logInterceptor) done(ctx context.Context, method string, start time.Time, err error) {
+func (l *logInterceptor) done(c *caller, method string, start time.Time, err error) {
+	quiet := isPublic(method) || (err == nil && l.quiet[method])
+	if quiet && !l.log.Core().Enabled(zap.DebugLevel) {
+		return // nothing to build: the line would be dropped
+	}
 	code := status.Code(err)
 	fields := []zap.Field{zap.String("method", method), zap.String("code", code.String()), zap.Duration("duration", time.Since(start))}
-	if p, ok := auth.FromContext(ctx); ok {
-		fields = append(fields, zap.String("sorter", p.ID))
+	if c.sorter != "" {
+		fields = append(fields, zap.String("sorter", c.sorter))
 	}
 	if err != nil {
 		fields = append(fields, zap.String("error", status.Convert(err).Message()))
 	}
-	if isPublic(method) {
+	if quiet {
 		l.log.Debug("grpc request", fields...)
 		return
 	}

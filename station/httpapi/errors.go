@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -151,6 +153,12 @@ func isDatabaseDown(err error) bool {
 		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
 			return true
 		}
+	}
+	// A connection that broke under the query (PostgreSQL restarted, the
+	// link dropped): a write's outcome is unknown, and retrying with the
+	// same scan id is what settles it, so the client is told to retry.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
 	}
 	return pgconn.SafeToRetry(err) || errors.Is(err, errPoolAcquire)
 }

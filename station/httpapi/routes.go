@@ -5,6 +5,7 @@ import (
 	"net/http/pprof"
 
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/webui"
 )
 
 // routes lists every route of the HTTP API in one place.
@@ -68,6 +69,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("/api/", s.handle(public, func(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusNotFound, "not_found", "no such endpoint")
 	}))
+
+	// The web terminal (/), the ops console (/ops) and their assets: the
+	// least specific pattern, so every route above keeps priority.
+	mux.Handle("/", webui.Handler())
 }
 
 func wrap(f http.HandlerFunc) HandlerFunc {

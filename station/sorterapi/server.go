@@ -179,9 +179,18 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 	}
 	defer release()
 
+	// fail ends the stream for a problem that is not one parcel's (the
+	// station's chute map vanished, say); the first such error is its status.
+	var failOnce sync.Once
+	var failed error
+	fail := func(err error) {
+		failOnce.Do(func() { failed = err })
+		cancel()
+	}
 	queue := make(chan *slot, s.cfg.StreamWindow)
 	sendErr := make(chan error, 1)
 	go func() {
+		broken := false // after a failed parcel no answer may skip ahead of it
 		for sl := range queue {
 			select {
 			case <-sl.done:
@@ -189,8 +198,8 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 				sendErr <- ctx.Err()
 				return
 			}
-			if sl.err != nil {
-				continue // the receiver ends the stream with it
+			if broken = broken || sl.err != nil; broken {
+				continue // the receiver ends the stream with the failure
 			}
 			if err := stream.Send(&stationv1.ResolveStreamResponse{RequestId: sl.id, Decision: decisionPB(sl.d)}); err != nil {
 				cancel()
@@ -235,6 +244,9 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 		case <-s.draining:
 			return finish(withDetails(codes.Unavailable, "station is shutting down; reconnect", info(ReasonShuttingDown, nil)))
 		case <-ctx.Done():
+			if failed != nil {
+				return finish(s.toStatus(failed, "tracking_no"))
+			}
 			return finish(status.FromContextError(ctx.Err()).Err())
 		case r = <-recv:
 		}
@@ -273,12 +285,14 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 				// One bad read must not end the stream: answer the reject
 				// chute in band.
 				sl.d, sl.err = s.belt.Reject(mctx, st, tnRaw, sorting.ReasonInvalidTN, err.Error())
+				if sl.err != nil {
+					fail(sl.err)
+				}
 				return
 			}
 			sl.d, sl.err = s.belt.Resolve(mctx, st, tn)
 			if sl.err != nil {
-				s.log.Error("stream resolve failed", zap.Error(sl.err))
-				cancel()
+				fail(sl.err)
 			}
 		}(r.req.GetTrackingNo())
 	}

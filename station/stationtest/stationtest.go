@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,12 +38,16 @@ type Station struct {
 	Config   config.Config
 	Logs     *observer.ObservedLogs
 	client   *http.Client
+	stop     func() error
 }
 
 // Options adjust the station under test.
 type Options struct {
 	Sim    []simtest.Option     // simulator options (default: zero latency)
 	Config func(*config.Config) // last word on the configuration
+	// Join makes this a second instance of the same deployment: it shares
+	// the other's database, Redis prefix and simulator, and seeds nothing.
+	Join *Station
 }
 
 // Password is every test operator's password.
@@ -61,12 +66,17 @@ var Operators = []auth.Operator{
 // Start runs a station until the test ends.
 func Start(t testing.TB, o Options) *Station {
 	t.Helper()
-	simOpts := append([]simtest.Option{simtest.WithZeroLatency()}, o.Sim...)
-	s := simtest.Start(t, simOpts...)
-
+	var s *sim.Simulator
 	cfg := config.Defaults()
-	cfg.Database.URL = dbtest.URL(t)
-	_, prefix := dbtest.Redis(t)
+	var prefix string
+	if o.Join != nil {
+		s, cfg.Database.URL, prefix = o.Join.Sim, o.Join.Config.Database.URL, o.Join.Config.Redis.Prefix
+	} else {
+		simOpts := append([]simtest.Option{simtest.WithZeroLatency()}, o.Sim...)
+		s = simtest.Start(t, simOpts...)
+		cfg.Database.URL = dbtest.URL(t)
+		_, prefix = dbtest.Redis(t)
+	}
 	cfg.Redis.Addr = dbtest.RedisAddr()
 	cfg.Redis.Prefix = prefix
 	cfg.Downstream = cfg.Downstream.WithAddr(s.Addr())
@@ -98,11 +108,17 @@ func Start(t testing.TB, o Options) *Station {
 	st := &Station{T: t, URL: "http://" + httpLis.Addr().String(), GRPCAddr: grpcLis.Addr().String(),
 		App: a, Sim: s, Config: cfg, Logs: logs, client: &http.Client{Timeout: 30 * time.Second}}
 	for _, op := range Operators {
+		if o.Join != nil {
+			break
+		}
 		if err := a.Auth().AddOperator(ctx, op, Password); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, station := range []string{"SG-H01", "SG-H02", "VN-H01", "BR-H01"} {
+		if o.Join != nil {
+			break
+		}
 		m := sorting.NumberedChuteMap(s.Fixtures().NextHops(station))
 		if _, err := a.Sorting().Chutes().Put(ctx, station, m, 0, "test"); err != nil {
 			t.Fatal(err)
@@ -110,14 +126,26 @@ func Start(t testing.TB, o Options) *Station {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	st.stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := st.stop(); err != nil {
 			t.Errorf("station stopped with %v", err)
 		}
 	})
 	return st
 }
+
+// Stop shuts the station down gracefully, as SIGTERM would, and returns
+// what Run returned. The test's cleanup stops it otherwise.
+func (s *Station) Stop() error { return s.stop() }
 
 // Login returns a bearer token for one of Operators.
 func (s *Station) Login(operatorID string) string {

@@ -4,7 +4,7 @@
 // device, so a reload comes back to it.
 
 import {retryable, unavailable} from './api.js';
-import {$, el, clear, msg, normalizeCode, grams, blobLink, ScanIDs} from './dom.js';
+import {$, el, clear, msg, normalizeCode, grams, plural, blobLink, ScanIDs} from './dom.js';
 import {beep} from './sound.js';
 import {explain} from './words.js';
 
@@ -75,7 +75,7 @@ export class BagScreen {
       ul.append(el('li', {dataset: {bagId: b.bag_id}},
         el('span', {class: 'tn'}, b.bag_id),
         el('span', {}, '→ ' + b.next_hop),
-        el('span', {class: 'what'}, `${b.item_count} parcels`),
+        el('span', {class: 'what'}, plural(b.item_count, 'parcel')),
         el('button', {type: 'button', class: 'small secondary', onclick: () => this.resume(b.bag_id)}, 'Continue')));
     }
   }
@@ -164,7 +164,7 @@ export class BagScreen {
     if (!b.items.includes(a.data.tracking_no)) b.items.push(a.data.tracking_no);
     b.item_count = a.data.item_count;
     this.render();
-    msg(box, 'ok', `Added ${a.data.tracking_no}`, `${a.data.item_count} parcels in the bag`);
+    msg(box, 'ok', `Added ${a.data.tracking_no}`, `${plural(a.data.item_count, 'parcel')} in the bag`);
     beep('ok');
   }
 
@@ -183,7 +183,7 @@ export class BagScreen {
     b.items = b.items.filter((x) => x !== tn);
     b.item_count = a.data.item_count;
     this.render();
-    msg(box, 'info', `Removed ${tn}`, `${a.data.item_count} parcels in the bag`);
+    msg(box, 'info', `Removed ${tn}`, `${plural(a.data.item_count, 'parcel')} in the bag`);
     $('bag-scan').focus();
   }
 
@@ -207,7 +207,7 @@ export class BagScreen {
     }
     $('bag-weight').value = '';
     this.setBag(a.data);
-    msg(box, 'ok', `Bag ${a.data.bag_id} sealed`, `${a.data.item_count} parcels, ${grams(a.data.weight_g)}. Stick the label on.`);
+    msg(box, 'ok', `Bag ${a.data.bag_id} sealed`, `${plural(a.data.item_count, 'parcel')}, ${grams(a.data.weight_g)}. Stick the label on.`);
     beep('ok');
     $('bag-done').focus();
   }

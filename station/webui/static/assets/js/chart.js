@@ -2,12 +2,11 @@
 // threshold dashed, points under it in red.
 
 import {el, svg, clear} from './dom.js';
-import {niceStep} from './waterfall.js';
+import {niceStep, widthOf, redrawOnResize} from './waterfall.js';
 
-const W = 640;
 const H = 220;
 const L = 56;
-const R = 12;
+const R = 24;
 const T = 12;
 const B = 28;
 
@@ -24,6 +23,7 @@ export function drawMatchRate(box, points, {threshold = 0.999} = {}) {
   // Zoom on the interesting band: a match rate lives near 100 %.
   let lo = Math.max(0, Math.floor((minRate - (1 - minRate) * 0.5) * 1000) / 1000);
   if (1 - lo < 0.002) lo = 0.998;
+  const W = widthOf(box);
   const t0 = pts[0].t.getTime();
   const t1 = Math.max(pts[pts.length - 1].t.getTime(), t0 + 60_000);
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
@@ -36,7 +36,7 @@ export function drawMatchRate(box, points, {threshold = 0.999} = {}) {
     root.append(svg('line', {class: 'grid', x1: L, x2: W - R, y1: y(r), y2: y(r)}));
     root.append(svg('text', {x: L - 4, y: y(r) + 4, 'text-anchor': 'end'}, pct(r)));
   }
-  const tstep = niceTime(t1 - t0);
+  const tstep = niceTime(t1 - t0, Math.max(2, Math.floor((W - L - R) / 70)));
   for (let t = Math.ceil(t0 / tstep) * tstep; t <= t1; t += tstep) {
     root.append(svg('line', {class: 'grid', x1: x(t), x2: x(t), y1: T, y2: H - B}));
     root.append(svg('text', {x: x(t), y: H - B + 16, 'text-anchor': 'middle'}, clock(new Date(t), t1 - t0)));
@@ -51,6 +51,7 @@ export function drawMatchRate(box, points, {threshold = 0.999} = {}) {
       svg('title', {}, `${p.t.toLocaleString([], {hour12: false})}: ${pct(p.rate)}${p.n ? ` of ${p.n} comparisons` : ''}`)));
   }
   box.append(root);
+  redrawOnResize(box, W, () => drawMatchRate(box, points, {threshold}));
 }
 
 export function pct(r) {
@@ -58,10 +59,10 @@ export function pct(r) {
   return v === 100 ? '100 %' : `${v.toFixed(v >= 99 ? 2 : 1)} %`;
 }
 
-function niceTime(span) {
+function niceTime(span, ticks) {
   const steps = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3];
-  for (const s of steps) if (span / s <= 6) return s;
-  return 86400e3 * Math.ceil(span / 86400e3 / 6);
+  for (const s of steps) if (span / s <= ticks) return s;
+  return 86400e3 * Math.ceil(span / 86400e3 / ticks);
 }
 
 function clock(d, span) {

@@ -78,6 +78,11 @@ export function normalizeCode(s) {
   return String(s || '').trim().toUpperCase();
 }
 
+// plural: plural(1, 'bag') is "1 bag", plural(2, 'bag') "2 bags".
+export function plural(n, word) {
+  return `${n} ${word}${Number(n) === 1 ? '' : 's'}`;
+}
+
 export function grams(g) {
   if (g === undefined || g === null || g === '') return '–';
   return `${Number(g).toLocaleString()} g`;
@@ -124,4 +129,22 @@ export class ScanIDs {
     this.key = '';
     this.id = '';
   }
+}
+
+// labelCells copies each column's header text onto its body cells
+// (data-label), which the narrow-screen layout shows in front of the value.
+export function labelCells(table) {
+  const heads = Array.from(table.tHead ? table.tHead.rows[0].cells : [], (c) => c.textContent.trim());
+  for (const row of table.tBodies[0].rows) {
+    Array.from(row.cells).forEach((c, i) => {
+      if (c.colSpan === 1 && heads[i] !== undefined) c.dataset.label = heads[i];
+    });
+  }
+}
+
+// facts fills a <dl class="facts"> with [term, value] pairs.
+export function facts(dl, pairs) {
+  clear(dl);
+  for (const [k, v] of pairs) dl.append(el('div', {}, el('dt', {}, k), el('dd', {}, v)));
+  return dl;
 }

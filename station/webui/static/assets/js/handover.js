@@ -3,7 +3,7 @@
 // download the manifest.
 
 import {retryable, unavailable} from './api.js';
-import {$, el, clear, msg, grams, blobLink, ScanIDs} from './dom.js';
+import {$, el, clear, msg, grams, plural, blobLink, ScanIDs, labelCells} from './dom.js';
 import {beep} from './sound.js';
 import {explain} from './words.js';
 
@@ -144,7 +144,7 @@ export class HandoverScreen {
       ol.append(el('li', {dataset: {bagId: b.bag_id}},
         el('span', {class: 'tn'}, b.bag_id),
         el('span', {}, '→ ' + b.next_hop),
-        el('span', {class: 'what'}, `${b.item_count} parcels · ${grams(b.weight_g)}`)));
+        el('span', {class: 'what'}, `${plural(b.item_count, 'parcel')} · ${grams(b.weight_g)}`)));
     }
   }
 
@@ -163,7 +163,7 @@ export class HandoverScreen {
     }
     box.dataset.code = '';
     await this.load(h.handover_id, null);
-    msg(box, 'ok', `Bag ${a.data.bag_id} loaded`, `${a.data.bag_count} bags, ${a.data.parcel_count} parcels on this handover`);
+    msg(box, 'ok', `Bag ${a.data.bag_id} loaded`, `${plural(a.data.bag_count, 'bag')}, ${plural(a.data.parcel_count, 'parcel')} on this handover`);
     beep('ok');
   }
 
@@ -188,7 +188,7 @@ export class HandoverScreen {
       return;
     }
     this.set(a.data);
-    msg(box, 'ok', `Handover ${a.data.handover_id} closed`, `${a.data.bag_count} bags, ${a.data.parcel_count} parcels departed.`);
+    msg(box, 'ok', `Handover ${a.data.handover_id} closed`, `${plural(a.data.bag_count, 'bag')}, ${plural(a.data.parcel_count, 'parcel')} departed.`);
     beep('ok');
     $('ho-done').focus();
   }
@@ -213,8 +213,9 @@ export class HandoverScreen {
         el('td', {class: 'num', title: (b.parcels || []).join(' ')}, String((b.parcels || []).length))));
     }
     tbody.append(el('tr', {},
-      el('th', {}, 'Total'), el('th', {}, `${m.bag_count} bags`),
+      el('th', {}, 'Total'), el('th', {}, plural(m.bag_count, 'bag')),
       el('th', {class: 'num'}, String(m.weight_g)), el('th', {class: 'num'}, String(m.parcel_count))));
+    labelCells($('ho-manifest-table'));
     blobLink($('ho-json'), new Blob([JSON.stringify(m, null, 2)], {type: 'application/json'}), `manifest-${h.handover_id}.json`);
     $('ho-csv').hidden = !csv.ok;
     if (csv.ok) blobLink($('ho-csv'), csv.blob, `manifest-${h.handover_id}.csv`);

@@ -59,7 +59,21 @@ function go(view) {
   for (const name of Object.keys(views)) $(name + '-view').hidden = name !== view;
   // The trace and relay views do not depend on the site.
   $('site-form').hidden = view === 'trace' || view === 'relay';
-  views[view].activate();
+  load(view);
+}
+
+// load (re)fills a view. Its section says whether it is loading or ready,
+// and counts its loads, so a test (or a slow eye) knows the figures on
+// screen are the fresh ones.
+async function load(view) {
+  const section = $(view + '-view');
+  section.dataset.state = 'loading';
+  section.dataset.loads = String(Number(section.dataset.loads || 0) + 1);
+  try {
+    await views[view].activate();
+  } finally {
+    section.dataset.state = 'ready';
+  }
 }
 
 setupLogin(api, {
@@ -79,7 +93,7 @@ $('site-form').addEventListener('submit', (ev) => {
   const site = normalizeCode($('site').value);
   $('site').value = site;
   localStorage.setItem(SITE_KEY, site);
-  if (current) views[current].activate();
+  if (current) load(current);
 });
 window.addEventListener('hashchange', () => go(viewFromHash()));
 

@@ -7,6 +7,7 @@
 import {retryable} from './api.js';
 
 const KEY = 'station.queue.v1';
+const MAX_SERVER_FAILURES = 5;
 
 export class ScanQueue {
   constructor(onChange) {
@@ -56,6 +57,12 @@ export class ScanQueue {
           if (!item || !api.token) return;
           const a = await api.post(item.path, item.body);
           if (retryable(a) || a.status === 401) return;
+          // A server error wrote nothing and may pass: try again later, but
+          // only a few times, so one poisoned scan cannot block the rest.
+          if (a.status >= 500 && (item.failures || 0) + 1 < MAX_SERVER_FAILURES) {
+            this.save(this.items().map((x) => (x.scan_id === item.scan_id ? {...x, failures: (x.failures || 0) + 1} : x)));
+            return;
+          }
           // Answered: accepted, or refused for good (a bad code stays bad).
           this.remove(item.scan_id);
           onSent(item, a);

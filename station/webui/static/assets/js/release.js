@@ -3,7 +3,7 @@
 // the match-rate guard refuses is shown with the guard's figures.
 
 import {unavailable} from './api.js';
-import {$, el, clear, msg, dateTime} from './dom.js';
+import {$, el, clear, msg, dateTime, facts} from './dom.js';
 import {pct} from './chart.js';
 
 export class ReleaseView {
@@ -27,6 +27,8 @@ export class ReleaseView {
     $('rel-site').textContent = site ? `for ${site}` : '';
     clear($('rel-result'));
     this.askKill(false);
+    // No edits while the rule is loading: they would be overwritten.
+    $('rel-form').inert = true;
     const [rule, flows] = await Promise.all([
       this.api.get(`/api/v1/ops/sites/${encodeURIComponent(site)}/release`),
       this.api.get('/api/v1/flows'),
@@ -44,6 +46,7 @@ export class ReleaseView {
     $('rel-form').hidden = false;
     this.fillFlows(flows.ok ? flows.data.flows || [] : []);
     this.show(rule.data);
+    $('rel-form').inert = false;
   }
 
   fillFlows(flows) {
@@ -65,12 +68,15 @@ export class ReleaseView {
     box.dataset.version = String(rule.version);
     const stat = (k, v, cls) => el('div', {class: 'stat' + (cls ? ' ' + cls : '')}, el('div', {class: 'k'}, k), el('div', {class: 'v'}, v));
     box.append(
-      stat('Mode', rule.mode, rule.mode === 'off' ? '' : rule.mode === 'split' ? 'bad' : 'ok'),
-      stat('Ratio', `${(rule.ratio_bp / 100).toFixed(2)} %`),
-      stat('Stable', `${rule.stable_flow} v${rule.stable_version}`),
-      stat('Candidate', rule.candidate_flow ? `${rule.candidate_flow} v${rule.candidate_version}` : '–'),
-      stat('Version', String(rule.version)),
-      stat('Updated', rule.updated_by ? `${rule.updated_by}, ${dateTime(rule.updated_at)}` : 'never (default rule)'));
+      el('div', {class: 'stats'},
+        stat('Mode', rule.mode, rule.mode === 'off' ? '' : rule.mode === 'split' ? 'bad' : 'ok'),
+        stat('Ratio', `${(rule.ratio_bp / 100).toFixed(2)} %`)),
+      facts(el('dl', {class: 'facts'}), [
+        ['Stable', `${rule.stable_flow} v${rule.stable_version}`],
+        ['Candidate', rule.candidate_flow ? `${rule.candidate_flow} v${rule.candidate_version}` : '–'],
+        ['Version', String(rule.version)],
+        ['Updated', rule.updated_by ? `${rule.updated_by}, ${dateTime(rule.updated_at)}` : 'never (default rule)'],
+      ]));
     setSelect($('rel-stable'), `${rule.stable_flow}@${rule.stable_version}`);
     setSelect($('rel-candidate'), rule.candidate_flow ? `${rule.candidate_flow}@${rule.candidate_version}` : '');
     for (const r of document.querySelectorAll('input[name="rel-mode"]')) r.checked = r.value === rule.mode;

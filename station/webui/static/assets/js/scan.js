@@ -72,7 +72,7 @@ export class ScanScreen {
     const n = this.queue.length;
     this.record(item, 'queued', 'queued');
     this.setAnswer(item, {
-      state: 'queued', label: 'Queued, not sent yet', main: 'QUEUED', text: true, sub: item.tracking_no,
+      state: 'queued', label: 'Queued, not sent yet', main: 'QUEUED', text: true,
       detail: `No connection. It is sent by itself when the connection is back (${n} waiting).`,
     });
     beep('queued');
@@ -100,7 +100,9 @@ export class ScanScreen {
     box.dataset.trackingNo = item.tracking_no;
     box.dataset.chute = v.chute === undefined ? '' : String(v.chute);
     box.dataset.code = v.code || '';
-    $('answer-label').textContent = v.label || '';
+    // The tracking number rides on the label line: with scans in flight
+    // and queued ones landing late, the operator sees which parcel this is.
+    $('answer-label').textContent = [v.label, v.state === 'idle' ? '' : item.tracking_no].filter(Boolean).join(' · ');
     const main = $('answer-main');
     main.textContent = v.main === undefined ? '' : String(v.main);
     main.className = 'main' + (v.text ? ' text' : '');
@@ -146,13 +148,13 @@ function loadRecent() {
 function view(item, a) {
   if (!a.ok) {
     const e = explain(a.error);
-    return {state: 'bad', sound: 'error', label: 'Not accepted', main: e.title, text: true, sub: item.tracking_no,
+    return {state: 'bad', sound: 'error', label: 'Not accepted', main: e.title, text: true,
       detail: e.detail, code: a.error && a.error.code, what: (a.error && a.error.code) || 'error'};
   }
   const r = a.data || {};
   if (item.kind === 'receive') {
     if (r.accepted && !r.exception) {
-      return {state: 'ok', sound: 'ok', label: 'Received', main: 'RECEIVED', text: true, sub: r.tracking_no, what: 'received'};
+      return {state: 'ok', sound: 'ok', label: 'Received', main: 'RECEIVED', text: true, what: 'received'};
     }
     const code = r.exception ? r.exception.code : 'REFUSED';
     return {state: 'bad', sound: 'exception', label: 'Exception: put aside', main: 'EXCEPTION', text: true,

@@ -6,9 +6,36 @@ import {el, svg, clear} from './dom.js';
 
 const ROW = 22;
 const TOP = 26;
-const LABEL = 170;
-const WIDTH = 640;
-const RIGHT = 64;
+const RIGHT = 70;
+
+// width draws at the box's own width, so text stays at its real size on a
+// phone and on a desktop; a hidden box gets a desktop width.
+export function widthOf(box) {
+  const w = Math.round(box.getBoundingClientRect().width);
+  return w >= 300 ? w : 640;
+}
+
+// redrawOnResize draws a chart again when its box changes width (a phone
+// turned, a window resized), so its text keeps its size.
+const drawn = new WeakMap();
+let observer = null;
+
+export function redrawOnResize(box, width, redraw) {
+  drawn.set(box, {width, redraw});
+  if (!observer) {
+    observer = new ResizeObserver((entries) => {
+      for (const e of entries) {
+        const d = drawn.get(e.target);
+        const w = widthOf(e.target);
+        if (d && Math.abs(w - d.width) > 4) {
+          d.width = w;
+          d.redraw();
+        }
+      }
+    });
+  }
+  observer.observe(box);
+}
 
 export function ms(ns) {
   const v = Number(ns || 0) / 1e6;
@@ -34,6 +61,8 @@ export function drawWaterfall(box, trace, opts = {}) {
     box.append(el('p', {class: 'hint'}, 'No steps in this trace.'));
     return;
   }
+  const WIDTH = widthOf(box);
+  const LABEL = Math.min(170, Math.round(WIDTH * 0.36));
   const total = Math.max(Number(trace.duration_ns || 0),
     ...nodes.map((n) => Number(n.start_ns || 0) + Number(n.duration_ns || 0)), 1);
   const plot = WIDTH - LABEL - RIGHT;
@@ -44,7 +73,7 @@ export function drawWaterfall(box, trace, opts = {}) {
 
   // Time axis along the top, in milliseconds.
   const totalMs = total / 1e6;
-  const step = niceStep(totalMs, 5);
+  const step = niceStep(totalMs, Math.max(2, Math.floor(plot / 80)));
   for (let t = 0; t <= totalMs + 1e-9; t += step) {
     const px = x(t * 1e6);
     root.append(svg('line', {class: 'grid', x1: px, x2: px, y1: TOP - 4, y2: height - 6}));
@@ -59,7 +88,10 @@ export function drawWaterfall(box, trace, opts = {}) {
     if (opts.highlight && opts.highlight === n.node) {
       g.append(svg('rect', {class: 'diff', x: 1, y: y + 1, width: WIDTH - 2, height: ROW - 2, rx: 3}));
     }
-    const name = n.node.length > 24 ? n.node.slice(0, 23) + '…' : n.node;
+    // About 6.3 px a character at 11 px, more in bold: cut long names.
+    const room = Math.floor((LABEL - 8) / (crit ? 7.4 : 6.3));
+    const name = n.node.length > room ? n.node.slice(0, room - 1) + '…' : n.node;
+    g.append(svg('title', {}, n.node));
     g.append(svg('text', {x: LABEL - 6, y: y + ROW / 2 + 4, 'text-anchor': 'end', class: crit ? 'crit' : ''}, name));
     const bx = x(n.start_ns);
     const bw = Math.max(1.5, x(Number(n.start_ns || 0) + Number(n.duration_ns || 0)) - bx);
@@ -80,6 +112,7 @@ export function drawWaterfall(box, trace, opts = {}) {
     root.append(g);
   });
   box.append(root);
+  redrawOnResize(box, WIDTH, () => drawWaterfall(box, trace, opts));
 }
 
 // criticalPathText says the critical path in words.

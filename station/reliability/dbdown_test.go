@@ -1,0 +1,192 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/expresshub/station/station/config"
+	"github.com/expresshub/station/station/stationtest"
+)
+
+// behindProxy starts a station whose PostgreSQL link runs through a proxy
+// the test can cut.
+func behindProxy(t *testing.T, mutate func(*config.Config)) (*stationtest.Station, *linkProxy) {
+	t.Helper()
+	var proxy *linkProxy
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
+		u, err := url.Parse(c.Database.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = newLinkProxy(t, u.Host)
+		u.Host = proxy.Addr()
+		c.Database.URL = u.String()
+		if mutate != nil {
+			mutate(c)
+		}
+	}})
+	return st, proxy
+}
+
+// unavailable checks a 503 database_unavailable with Retry-After and
+// returns how long it took.
+func unavailable(t *testing.T, st *stationtest.Station, method, path, token string, body any) time.Duration {
+	t.Helper()
+	start := time.Now()
+	r := st.Send(method, path, token, body)
+	took := time.Since(start)
+	var e stationtest.APIError
+	_ = json.Unmarshal(r.Body, &e)
+	if r.Status != http.StatusServiceUnavailable || e.Error.Code != "database_unavailable" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("%s %s with PostgreSQL away: %d %s (Retry-After %q), want 503 database_unavailable with Retry-After",
+			method, path, r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	// Generous: "fast" means bounded by the acquire and connect timeouts,
+	// never by how long the outage lasts.
+	if took > 10*time.Second {
+		t.Errorf("%s %s took %v with PostgreSQL away", method, path, took)
+	}
+	return took
+}
+
+// TestPostgresOutageAnswers503AndRecoversWithoutRestart cuts the link to
+// PostgreSQL under a running station: scans, reads, logins and token checks
+// answer 503 database_unavailable at once, readiness goes 503 while
+// liveness stays 200; once the link is back the same station serves again,
+// the refused scans succeed on retry with their scan ids, and the relay
+// delivers what was committed.
+func TestPostgresOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
+	t.Parallel()
+	st, proxy := behindProxy(t, func(c *config.Config) { c.Database.AcquireTimeout = time.Second })
+	op := st.Login("op1")
+	tns := viaParcels(t, st.Sim.Fixtures(), "SG-H01", 3)
+	st.Do("POST", "/api/v1/receive", op, map[string]string{"tracking_no": tns[0], "scan_id": "before"}, http.StatusOK, nil)
+
+	proxy.Cut()
+	var slowest time.Duration
+	for _, c := range []struct {
+		method, path, token string
+		body                any
+	}{
+		{"POST", "/api/v1/receive", op, map[string]string{"tracking_no": tns[1], "scan_id": "during-r"}},
+		{"POST", "/api/v1/sort", op, map[string]string{"tracking_no": tns[0], "scan_id": "during-s"}},
+		{"GET", "/api/v1/bags?status=open", op, nil},
+		{"GET", "/api/v1/me", op, nil},
+		{"POST", "/api/v1/auth/login", "", map[string]string{"operator_id": "sup1", "password": stationtest.Password}},
+	} {
+		slowest = max(slowest, unavailable(t, st, c.method, c.path, c.token, c.body))
+	}
+	r := st.Send("GET", "/readyz", "", nil)
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	_ = json.Unmarshal(r.Body, &ready)
+	if r.Status != http.StatusServiceUnavailable || ready.Checks["postgres"] == "ok" {
+		t.Errorf("readiness with PostgreSQL away: %d %s", r.Status, r.Body)
+	}
+	if r := st.Send("GET", "/healthz", "", nil); r.Status != http.StatusOK {
+		t.Errorf("liveness with PostgreSQL away: %d", r.Status)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for st.Send("GET", "/readyz", "", nil).Status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 30s after PostgreSQL came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st.Do("POST", "/api/v1/receive", op, map[string]string{"tracking_no": tns[1], "scan_id": "during-r"}, http.StatusOK, nil)
+	st.Do("POST", "/api/v1/sort", op, map[string]string{"tracking_no": tns[0], "scan_id": "during-s"}, http.StatusOK, nil)
+	st.Login("sup1")
+	if n := st.Count(`SELECT count(*) FROM work_orders`); n != 3 {
+		t.Errorf("%d work orders, want 3 (one before the outage, two retried after)", n)
+	}
+	waitDrained(t, st.App.DB(), 30*time.Second)
+	if n := len(st.Logs.FilterMessage("panic in handler").All()); n > 0 {
+		t.Errorf("%d panics", n)
+	}
+	t.Logf("postgres outage: 5 requests answered 503 database_unavailable, slowest in %v; ready again and serving without a restart",
+		slowest.Round(time.Millisecond))
+}
+
+// TestExhaustedPoolAnswers503WithinAcquireTimeout holds every pooled
+// connection: requests then wait database.acquire_timeout and answer 503
+// database_unavailable, a burst does not pile up, and freed connections
+// serve again.
+func TestExhaustedPoolAnswers503WithinAcquireTimeout(t *testing.T) {
+	t.Parallel()
+	const maxConns, acquire = 4, 300 * time.Millisecond
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
+		c.Database.MaxConns = maxConns
+		c.Database.AcquireTimeout = acquire
+	}})
+	op := st.Login("op1")
+	tn := viaParcels(t, st.Sim.Fixtures(), "SG-H01", 1)[0]
+
+	// Take every connection (background workers may hold one for a moment).
+	var held []*pgxpool.Conn
+	deadline := time.Now().Add(20 * time.Second)
+	for len(held) < maxConns {
+		c, err := st.App.DB().Acquire(context.Background())
+		if err == nil {
+			held = append(held, c)
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("could not take the pool's connections: %v", err)
+		}
+	}
+	release := func() {
+		for _, c := range held {
+			c.Release()
+		}
+		held = nil
+	}
+	defer release()
+
+	took := unavailable(t, st, "POST", "/api/v1/receive", op, map[string]string{"tracking_no": tn, "scan_id": "busy"})
+	if took < acquire {
+		t.Errorf("answered in %v, before the %v acquire timeout", took, acquire)
+	}
+	// A burst of 20 does not queue: each waits its own acquire timeout.
+	start := time.Now()
+	var wg sync.WaitGroup
+	statuses := make(chan int, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			r := st.Send("POST", "/api/v1/sort", op, map[string]string{"tracking_no": tn, "scan_id": fmt.Sprintf("burst-%d", i)})
+			statuses <- r.Status
+		})
+	}
+	wg.Wait()
+	burst := time.Since(start)
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusServiceUnavailable {
+			t.Errorf("burst request: status %d, want 503", s)
+		}
+	}
+	if burst > 10*time.Second {
+		t.Errorf("a burst of 20 took %v with the pool exhausted", burst)
+	}
+	if r := st.Send("GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("readiness with the pool exhausted: %d %s", r.Status, r.Body)
+	}
+
+	release()
+	st.Do("POST", "/api/v1/receive", op, map[string]string{"tracking_no": tn, "scan_id": "busy"}, http.StatusOK, nil)
+	if n := st.Count(`SELECT count(*) FROM work_orders`); n != 1 {
+		t.Errorf("%d work orders, want 1: the refused requests wrote nothing", n)
+	}
+	t.Logf("pool exhausted (%d conns, acquire timeout %v): 503 database_unavailable in %v; a burst of 20 answered in %v",
+		maxConns, acquire, took.Round(time.Millisecond), burst.Round(time.Millisecond))
+}
