@@ -139,9 +139,6 @@ func Record(ctx context.Context, tx pgx.Tx, o Order) error {
 	if o.ID == uuid.Nil {
 		return errors.New("workorder: order without id")
 	}
-	if err := lockParcels(ctx, tx, o.Events); err != nil {
-		return err
-	}
 	var trackingNo, subjectID *string
 	if o.TrackingNo != "" {
 		trackingNo = &o.TrackingNo
@@ -149,24 +146,10 @@ func Record(ctx context.Context, tx pgx.Tx, o Order) error {
 	if o.SubjectID != "" {
 		subjectID = &o.SubjectID
 	}
-	tag, err := tx.Exec(ctx,
-		`INSERT INTO work_orders
-		   (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		 ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING`,
-		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
-		o.ScanID, o.RequestHash, o.Outcome, o.Response)
-	if err != nil {
-		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
-	}
-	if len(o.Events) == 0 {
-		return nil
-	}
-	rows := make([][]any, 0, len(o.Events))
-	for _, e := range o.Events {
+	n := len(o.Events)
+	eventIDs, parcels, types := make([]uuid.UUID, n), make([]string, n), make([]string, n)
+	times, payloads := make([]time.Time, n), make([]string, n)
+	for i, e := range o.Events {
 		payload, err := json.Marshal(orEmpty(e.Payload))
 		if err != nil {
 			return fmt.Errorf("workorder: event payload: %w", err)
@@ -175,24 +158,56 @@ func Record(ctx context.Context, tx pgx.Tx, o Order) error {
 		if at.IsZero() {
 			at = time.Now()
 		}
-		rows = append(rows, []any{NewID(), o.ID, e.TrackingNo, o.StationID, e.Type, o.Actor.ID, at, payload})
+		eventIDs[i], parcels[i], types[i], times[i], payloads[i] = NewID(), e.TrackingNo, e.Type, at, string(payload)
 	}
-	if len(rows) == 1 {
-		_, err = tx.Exec(ctx,
-			`INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rows[0]...)
-	} else {
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"tracking_outbox"},
-			[]string{"event_id", "work_order_id", "tracking_no", "station_id", "type", "actor_id", "occurred_at", "payload"},
-			pgx.CopyFromRows(rows))
+	// One round trip: the per-parcel locks, then the work order and its
+	// events in one statement. The events are inserted only if the work order
+	// was (a duplicate scan id inserts nothing).
+	batch := &pgx.Batch{}
+	locks := parcelKeys(o.Events)
+	if len(locks) > 0 {
+		batch.Queue(`SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`, locks)
 	}
-	if err != nil {
-		return fmt.Errorf("workorder: outbox: %w", err)
+	batch.Queue(`WITH wo AS (
+		  INSERT INTO work_orders
+		    (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
+		  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		  ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING
+		  RETURNING id
+		), ev AS (
+		  INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
+		  SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb
+		    FROM wo CROSS JOIN unnest($12::uuid[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])
+		         AS e (event_id, tracking_no, type, occurred_at, payload)
+		  RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM wo), (SELECT count(*) FROM ev)`,
+		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
+		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads)
+	br := tx.SendBatch(ctx, batch)
+	if len(locks) > 0 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("workorder: lock parcels: %w", err)
+		}
+	}
+	var orders, events int
+	if err := br.QueryRow().Scan(&orders, &events); err != nil {
+		_ = br.Close()
+		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
+	}
+	if orders == 0 {
+		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
 	}
 	return nil
 }
 
-func lockParcels(ctx context.Context, tx pgx.Tx, events []Event) error {
+// parcelKeys are the distinct parcels of events in one global order, so two
+// transactions never wait on each other's advisory locks in a cycle.
+func parcelKeys(events []Event) []string {
 	seen := make(map[string]struct{}, len(events))
 	keys := make([]string, 0, len(events))
 	for _, e := range events {
@@ -201,16 +216,8 @@ func lockParcels(ctx context.Context, tx pgx.Tx, events []Event) error {
 			keys = append(keys, e.TrackingNo)
 		}
 	}
-	if len(keys) == 0 {
-		return nil
-	}
-	sort.Strings(keys) // one global order: two transactions never wait on each other in a cycle
-	_, err := tx.Exec(ctx,
-		`SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`, keys)
-	if err != nil {
-		return fmt.Errorf("workorder: lock parcels: %w", err)
-	}
-	return nil
+	sort.Strings(keys)
+	return keys
 }
 
 func orEmpty(m map[string]any) map[string]any {

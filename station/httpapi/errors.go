@@ -129,6 +129,12 @@ func toAPIError(err error) *Error {
 			return apiErr
 		}
 	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
+		// Text a client sent that PostgreSQL cannot store (a NUL, bytes
+		// that are not UTF-8, in a path, query or body value): the
+		// statement failed, nothing was written.
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_text", Message: "text values must be UTF-8 without NUL characters"}
+	}
 	if isDatabaseDown(err) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
 			Message: "the database is not reachable; retry shortly", RetryAfter: time.Second}

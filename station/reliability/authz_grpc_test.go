@@ -113,6 +113,12 @@ func TestSorterAuthorizationMatrix(t *testing.T) {
 		{"made-up key", []string{"x-sorter-key", "sk_not-a-real-key"}, codes.Unauthenticated, ""},
 		{"sorter of station B at A", []string{"x-sorter-key", keyB}, codes.PermissionDenied, "sorter-b"},
 	}
+	defer func() {
+		if !t.Failed() {
+			report(t, "sorter gRPC matrix: %d methods x %d callers refused (Unauthenticated or PermissionDenied), nothing written, each logged with method, code and sorter",
+				len(methods), len(callers))
+		}
+	}()
 	for _, m := range methods {
 		for _, c := range callers {
 			t.Run(m+"/"+c.name, func(t *testing.T) {

@@ -263,7 +263,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("authorization matrix: %d routes; refusals checked: %v", len(routes), counts)
+	report(t, "authorization matrix: %d routes; refusals checked: %v", len(routes), counts)
 }
 
 func or(s, def string) string {

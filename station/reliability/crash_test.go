@@ -206,9 +206,9 @@ feed:
 	drainTook := time.Since(drainStart)
 
 	r := checkDelivery(t, db, s.TrackingEvents(t), acks)
-	t.Logf("crash: %d scans by %d terminals in %v; SIGKILL after %v acknowledged; %d scans retried across the crashes (%d answered as replays); %d exceptions; outbox drained %v after the load",
+	report(t, "crash: %d scans by %d terminals in %v; SIGKILL after %v acknowledged; %d scans retried across the crashes (%d answered as replays); %d exceptions; outbox drained %v after the load",
 		len(acks), workers, loadTook.Round(time.Millisecond), ackedAtKill, r.retried, r.replayed, r.exceptions, drainTook.Round(time.Millisecond))
-	t.Logf("crash: %d work orders, %d events committed, %d stored by the order center; lost %d, extra %d, stored twice %d, out of order %d; %d redelivered pushes absorbed by dedup",
+	report(t, "crash: %d work orders, %d events committed, %d stored by the order center; lost %d, extra %d, stored twice %d, out of order %d; %d redelivered pushes absorbed by dedup",
 		r.workOrders, r.events, r.stored, r.lost, r.extra, r.storedTwice, r.outOfOrder, r.redelivered)
 }
 

@@ -114,7 +114,7 @@ func TestPostgresOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
 	if n := len(st.Logs.FilterMessage("panic in handler").All()); n > 0 {
 		t.Errorf("%d panics", n)
 	}
-	t.Logf("postgres outage: 5 requests answered 503 database_unavailable, slowest in %v; ready again and serving without a restart",
+	report(t, "postgres outage: 5 requests answered 503 database_unavailable, slowest in %v; ready again and serving without a restart",
 		slowest.Round(time.Millisecond))
 }
 
@@ -187,6 +187,6 @@ func TestExhaustedPoolAnswers503WithinAcquireTimeout(t *testing.T) {
 	if n := st.Count(`SELECT count(*) FROM work_orders`); n != 1 {
 		t.Errorf("%d work orders, want 1: the refused requests wrote nothing", n)
 	}
-	t.Logf("pool exhausted (%d conns, acquire timeout %v): 503 database_unavailable in %v; a burst of 20 answered in %v",
+	report(t, "pool exhausted (%d conns, acquire timeout %v): 503 database_unavailable in %v; a burst of 20 answered in %v",
 		maxConns, acquire, took.Round(time.Millisecond), burst.Round(time.Millisecond))
 }

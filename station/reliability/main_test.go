@@ -53,3 +53,13 @@ func stationBinary(t testing.TB) string {
 	}
 	return bin
 }
+
+// reportPrefix marks the log lines that `make reliability` copies into
+// RELIABILITY.md (see station/reliability/report).
+const reportPrefix = "REPORT "
+
+// report logs one figure of a test for RELIABILITY.md.
+func report(t testing.TB, format string, args ...any) {
+	t.Helper()
+	t.Logf(reportPrefix+format, args...)
+}

@@ -119,7 +119,7 @@ func TestRedisOutageKeepsScanningPackingAndRelaying(t *testing.T) {
 		Checks map[string]string `json:"checks"`
 	}
 	_ = json.Unmarshal(ready.Body, &rd)
-	t.Logf("redis outage: scan+pack+handover flow %v with Redis up, %v with it cut, %v after; login guesses with Redis cut: %d checked, %d rate limited (local fallback); readiness during the cut %d (redis: %q); %d events delivered once each",
+	report(t, "redis outage: scan+pack+handover flow %v with Redis up, %v with it cut, %v after; login guesses with Redis cut: %d checked, %d rate limited (local fallback); readiness during the cut %d (redis: %q); %d events delivered once each",
 		before.Round(time.Millisecond), during.Round(time.Millisecond), after.Round(time.Millisecond), refused, limited,
 		ready.Status, rd.Checks["redis"], len(committed))
 }

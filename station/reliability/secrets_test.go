@@ -199,6 +199,6 @@ func TestNoSecretInLogs(t *testing.T) {
 	if t.Failed() {
 		t.Logf("log lines: %d", strings.Count(logs, "\n"))
 	} else {
-		t.Logf("secrets: %d secrets searched for in %d log lines (debug level): none found", len(secrets)+1, strings.Count(logs, "\n"))
+		report(t, "secrets: %d secrets searched for in %d log lines (debug level): none found", len(secrets)+1, strings.Count(logs, "\n"))
 	}
 }

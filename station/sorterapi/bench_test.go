@@ -50,10 +50,13 @@ func startEcho(b *testing.B) string {
 
 // beltStation starts a station whose logs stay quiet (the observer would
 // otherwise keep a line per call in memory) and pre-sorts n parcels.
-func beltStation(b *testing.B, n int, sims ...simtest.Option) (*stationtest.Station, *machine, []string) {
+// parallelism 0 keeps the configured default.
+func beltStation(b *testing.B, n, parallelism int, sims ...simtest.Option) (*stationtest.Station, *machine, []string) {
 	st := stationtest.Start(b, stationtest.Options{Sim: sims, Config: func(c *config.Config) {
 		c.Sorter.Global, c.Sorter.PerSorter = 100000, 100000
-		c.Sorter.Parallelism = 8 // a shared 2-core machine: keep the set-up from timing out
+		if parallelism > 0 {
+			c.Sorter.Parallelism = parallelism
+		}
 		relaxBreakers(c)
 	}})
 	m := newMachine(b, st, station, "bench")
@@ -143,7 +146,7 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, call func(con
 // throughput; figures are reported as ratios to the echo (goal: p50 and p99
 // within 1.3x, throughput at least 0.7x).
 func BenchmarkResolvePresortedVsEcho(b *testing.B) {
-	_, m, tns := beltStation(b, 2000)
+	_, m, tns := beltStation(b, 1000, 16)
 	echo := dial(b, startEcho(b))
 	ctx := m.ctx()
 	resolve := func(c context.Context, i int) error {
@@ -170,8 +173,8 @@ func BenchmarkResolvePresortedVsEcho(b *testing.B) {
 		b.ReportMetric(float64(e.pct(0.99).Microseconds()), "echo_p99_us"+suffix)
 		b.ReportMetric(float64(r.errs+e.errs), "errors"+suffix)
 	}
-	e := closedLoop(ctx, 64, 2*time.Second, viaEcho)
-	r := closedLoop(ctx, 64, 2*time.Second, resolve)
+	e := closedLoop(ctx, 64, 1500*time.Millisecond, viaEcho)
+	r := closedLoop(ctx, 64, 1500*time.Millisecond, resolve)
 	b.ReportMetric(r.rps/e.rps, "max_rps_ratio")
 	b.ReportMetric(r.rps, "resolve_max_rps")
 	b.ReportMetric(e.rps, "echo_max_rps")
@@ -181,7 +184,7 @@ func BenchmarkResolvePresortedVsEcho(b *testing.B) {
 // BenchmarkResolveStream measures decisions per second over four open
 // streams of pre-sorted parcels for 2 s.
 func BenchmarkResolveStream(b *testing.B) {
-	_, m, tns := beltStation(b, 2000)
+	_, m, tns := beltStation(b, 1000, 16)
 	ctx, cancel := context.WithCancel(m.ctx())
 	defer cancel()
 	const streams = 4
@@ -215,12 +218,12 @@ func BenchmarkResolveStream(b *testing.B) {
 	b.ReportMetric(float64(got.Load())/time.Since(start).Seconds(), "decisions/s")
 }
 
-// BenchmarkPreSort measures parcels per second for one batch of 1,000
+// BenchmarkPreSort measures parcels per second for one batch of 500
 // through the full SG flow with the simulator's default latency profile
-// (~70-100 ms per sort) and the default parallelism.
+// (~70-100 ms per sort) and the default parallelism (64).
 func BenchmarkPreSort(b *testing.B) {
-	_, m, _ := beltStation(b, 0, simtest.WithLatency(sim.ProfileDefault))
-	tns := make([]string, 1000)
+	_, m, _ := beltStation(b, 0, 0, simtest.WithLatency(sim.ProfileDefault))
+	tns := make([]string, 500)
 	for i := range tns {
 		tns[i] = sim.ViaStation(station, 10000+i)
 	}

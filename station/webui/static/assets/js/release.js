@@ -26,6 +26,7 @@ export class ReleaseView {
     const site = this.ctx.site();
     $('rel-site').textContent = site ? `for ${site}` : '';
     clear($('rel-result'));
+    clear($('rel-kill-result'));
     this.askKill(false);
     // No edits while the rule is loading: they would be overwritten.
     $('rel-form').inert = true;
@@ -91,6 +92,7 @@ export class ReleaseView {
   }
 
   async save() {
+    clear($('rel-kill-result'));
     const out = clear($('rel-result'));
     const [sf, sv] = splitFlow($('rel-stable').value);
     const [cf, cv] = splitFlow($('rel-candidate').value);
@@ -107,6 +109,7 @@ export class ReleaseView {
     const site = this.ctx.site();
     const a = await this.api.put(`/api/v1/ops/sites/${encodeURIComponent(site)}/release`, body,
       {headers: {'If-Match': `"${this.rule ? this.rule.version : 0}"`}});
+    requestAnimationFrame(() => this.said());
     if (a.ok) {
       this.show(a.data);
       $('rel-reason').value = '';
@@ -142,6 +145,12 @@ export class ReleaseView {
     out.append(msgBox('bad', e.message || 'The change was not saved.', e.code));
   }
 
+  // said scrolls the answer to a save into view: on a phone it is below
+  // the fold.
+  said() {
+    $('rel-result').scrollIntoView({block: 'nearest'});
+  }
+
   askKill(on) {
     $('rel-kill').hidden = on;
     $('rel-kill-confirm').hidden = !on;
@@ -151,7 +160,8 @@ export class ReleaseView {
 
   async kill() {
     this.askKill(false);
-    const out = clear($('rel-result'));
+    clear($('rel-result'));
+    const out = clear($('rel-kill-result'));
     const site = this.ctx.site();
     const reason = $('rel-reason').value.trim() || 'kill switch';
     const a = await this.api.post(`/api/v1/ops/sites/${encodeURIComponent(site)}/release/kill`, {reason});
