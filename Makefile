@@ -7,7 +7,7 @@ TOOLS    := $(CURDIR)/bin/tools
 BUF      := $(TOOLS)/buf
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: build run test bench bench-smoke proto proto-check lint clean tools
+.PHONY: build run test bench bench-smoke reliability proto proto-check lint clean tools
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -28,6 +28,12 @@ bench: build
 ## checks that they still run; the report goes to a temporary file.
 bench-smoke:
 	$(GO) run ./station/benchreport -short -out $${TMPDIR:-/tmp}/BENCHMARKS.smoke.md
+
+## reliability: the fault, load and hostile-input suite (station/reliability) with the race
+## detector, then each fuzz target for FUZZTIME; writes RELIABILITY.md.
+FUZZTIME ?= 10s
+reliability:
+	$(GO) run ./station/reliability/report -out RELIABILITY.md -fuzztime $(FUZZTIME)
 
 $(BUF):
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0

@@ -239,12 +239,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		if roles, ok := strings.CutPrefix(r.Access, "roles:"); ok {
 			for _, who := range []string{"op1", "sup1"} {
-				role := strings.TrimRight(who, "12")
-				if role == "op" {
-					role = "operator"
-				} else {
-					role = "supervisor"
-				}
+				role := map[string]string{"op1": "operator", "sup1": "supervisor"}[who]
 				if !slices.Contains(strings.Split(roles, ","), role) {
 					probes = append(probes, probe{who: who, method: method, path: row.path(w), body: body(), want: []int{http.StatusForbidden}})
 					counts[role+" on "+roles]++

@@ -175,7 +175,10 @@ func TestCrashMidLoadLosesNoTrackingEvent(t *testing.T) {
 			proc.kill()
 			ackedAtKill = append(ackedAtKill, acked.Load())
 			time.Sleep(300 * time.Millisecond) // terminals see refused connections meanwhile
-			proc.start()
+			if err := proc.startErr(); err != nil {
+				fail(fmt.Errorf("restart after SIGKILL: %w", err))
+				return
+			}
 		}
 	}()
 	loadStart := time.Now()

@@ -5,6 +5,8 @@
 // of the logs for secrets. Each test checks a promise of DESIGN.md section 6
 // against real PostgreSQL, Redis and the downstream simulator over gRPC.
 //
-// It has no non-test code and must never stop the machine's PostgreSQL or
-// Redis: outages are played by cutting a proxy in front of them.
+// It has no non-test code (./report is the command that runs it for `make
+// reliability` and writes RELIABILITY.md) and must never stop the machine's
+// PostgreSQL or Redis: outages are played by cutting a proxy in front of
+// them.
 package reliability

@@ -88,16 +88,23 @@ func newServe(t testing.TB, e serveEnv) *serveProc {
 // start runs `station serve --migrate` and waits until /readyz answers 200.
 func (p *serveProc) start() {
 	p.t.Helper()
+	if err := p.startErr(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// startErr is start for goroutines other than the test's.
+func (p *serveProc) startErr() error {
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	defer logf.Close()
 	cmd := exec.Command(p.bin, "serve", "--migrate")
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -115,19 +122,19 @@ func (p *serveProc) start() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			p.t.Fatalf("station exited during start-up:\n%s", tail(p.logs(), 30))
+			return fmt.Errorf("station exited during start-up:\n%s", tail(p.logs(), 30))
 		default:
 		}
 		resp, err := hc.Get(p.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.t.Fatalf("station not ready within 30s:\n%s", tail(p.logs(), 30))
+	return fmt.Errorf("station not ready within 30s:\n%s", tail(p.logs(), 30))
 }
 
 // kill sends SIGKILL (no shutdown hook runs) and waits for the exit.

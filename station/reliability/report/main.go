@@ -1,0 +1,284 @@
+// Command report runs the reliability suite (station/reliability) in its
+// short form and writes RELIABILITY.md: every test once with the race
+// detector, with the figures each test logs, then each fuzz target for a
+// fixed time. `make reliability` runs it. It exits non-zero when anything
+// failed, after writing the file, so CI shows the report either way.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// reportPrefix marks the figure lines the tests log (station/reliability
+// main_test.go).
+const reportPrefix = "REPORT "
+
+type testResult struct {
+	name    string
+	action  string // pass, fail, skip
+	elapsed float64
+	figures []string
+	seeds   int
+	output  []string // kept for failures
+}
+
+type fuzzResult struct {
+	name   string
+	execs  string
+	passed bool
+	detail string
+}
+
+func main() {
+	out := flag.String("out", "RELIABILITY.md", "report file")
+	pkg := flag.String("pkg", "./station/reliability", "the suite's package")
+	fuzztime := flag.Duration("fuzztime", 10*time.Second, "fuzzing time per target (0: seeds only)")
+	race := flag.Bool("race", true, "run the suite with the race detector")
+	flag.Parse()
+	if err := run(*out, *pkg, *fuzztime, *race); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, pkg string, fuzztime time.Duration, race bool) error {
+	started := time.Now()
+	args := []string{"test", "-count=1", "-json", "-timeout=15m"}
+	if race {
+		args = append(args, "-race")
+	}
+	tests, suiteErr := runSuite(append(args, pkg))
+	var fuzz []fuzzResult
+	if fuzztime > 0 {
+		for _, t := range tests {
+			if strings.HasPrefix(t.name, "Fuzz") {
+				fmt.Fprintf(os.Stderr, "fuzzing %s for %v\n", t.name, fuzztime)
+				fuzz = append(fuzz, runFuzz(pkg, t.name, fuzztime))
+			}
+		}
+	}
+	doc := render(tests, fuzz, fuzztime, race, time.Since(started))
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
+	failed := suiteErr != nil
+	for _, t := range tests {
+		failed = failed || t.action == "fail"
+	}
+	for _, f := range fuzz {
+		failed = failed || !f.passed
+	}
+	if failed {
+		return fmt.Errorf("failures; see %s", out)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", out)
+	return nil
+}
+
+type event struct {
+	Action  string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+// runSuite runs go test -json and collects the top-level tests.
+func runSuite(args []string) ([]*testResult, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	byName := map[string]*testResult{}
+	var order []string
+	get := func(name string) *testResult {
+		top, _, _ := strings.Cut(name, "/")
+		r, ok := byName[top]
+		if !ok {
+			r = &testResult{name: top}
+			byName[top] = r
+			order = append(order, top)
+		}
+		return r
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e event
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Test == "" {
+			continue
+		}
+		r := get(e.Test)
+		switch e.Action {
+		case "output":
+			line := strings.TrimRight(e.Output, "\n")
+			if _, fig, ok := strings.Cut(line, reportPrefix); ok {
+				r.figures = append(r.figures, fig)
+			} else if len(r.output) < 200 && !strings.HasPrefix(strings.TrimSpace(line), "===") {
+				r.output = append(r.output, line)
+			}
+		case "pass", "fail", "skip":
+			if e.Test == r.name {
+				r.action, r.elapsed = e.Action, e.Elapsed
+			} else if e.Action == "pass" && strings.Contains(e.Test, "/seed#") {
+				r.seeds++
+			}
+		}
+		if strings.HasPrefix(e.Test, r.name+"/") && e.Action == "fail" && r.action == "" {
+			r.output = append(r.output, "subtest failed: "+e.Test)
+		}
+	}
+	err = cmd.Wait()
+	var out []*testResult
+	for _, n := range order {
+		out = append(out, byName[n])
+	}
+	return out, err
+}
+
+var execsLine = regexp.MustCompile(`fuzz: elapsed: [^,]+, execs: (\d+)`)
+
+// runFuzz fuzzes one target (without the race detector: it is about
+// inputs, and executions per second matter).
+func runFuzz(pkg, name string, d time.Duration) fuzzResult {
+	cmd := exec.Command("go", "test", "-count=1", "-run=^$", "-fuzz=^"+name+"$", "-fuzztime="+d.String(), pkg)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	r := fuzzResult{name: name, passed: err == nil, execs: "?"}
+	for _, m := range execsLine.FindAllStringSubmatch(buf.String(), -1) {
+		r.execs = m[1]
+	}
+	if err != nil {
+		var lines []string
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, "_test.go:") || strings.Contains(l, "Failing input") || strings.Contains(l, "testdata/fuzz") {
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		r.detail = strings.Join(lines[:min(len(lines), 5)], "; ")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			r.detail = err.Error()
+		}
+	}
+	return r
+}
+
+func render(tests []*testResult, fuzz []fuzzResult, fuzztime time.Duration, race bool, took time.Duration) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	commit := strings.TrimSpace(cmdOutput("git", "describe", "--always", "--dirty"))
+	w("# Reliability\n\n")
+	w("Generated by `make reliability` (station/reliability/report) on %s: commit %s, %s, %s/%s, %d CPUs; %v in all.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), orUnknown(commit), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), took.Round(time.Second))
+	w("Short form: every test of station/reliability once")
+	if race {
+		w(" with the race detector")
+	}
+	w(", then each fuzz target for %v. Real PostgreSQL and Redis, the downstream simulator over gRPC, real `station serve` processes where a test says so. The pass line for delivery is lost = 0 and duplicated = 0.\n\n", fuzztime)
+
+	w("## Checks\n\n| test | result | time | figures |\n| --- | --- | --- | --- |\n")
+	for _, t := range tests {
+		if strings.HasPrefix(t.name, "Fuzz") {
+			continue
+		}
+		w("| %s | %s | %.1fs | %s |\n", t.name, verdict(t.action), t.elapsed, cell(strings.Join(t.figures, "<br>")))
+	}
+	w("\n## Hostile input (fuzzing over HTTP)\n\nProperties for every input: never a 5xx or a panic, errors are JSON with a stable code, a 4xx writes nothing (every table fingerprinted before and after).\n\n")
+	w("| target | seeds | executions in %v | result |\n| --- | --- | --- | --- |\n", fuzztime)
+	for _, t := range tests {
+		if !strings.HasPrefix(t.name, "Fuzz") {
+			continue
+		}
+		execs, res := "-", verdict(t.action)
+		for _, f := range fuzz {
+			if f.name == t.name {
+				execs = f.execs
+				if !f.passed {
+					res = "FAIL: " + f.detail
+				}
+			}
+		}
+		w("| %s | %d | %s | %s |\n", t.name, t.seeds, execs, cell(res))
+	}
+	var failed []*testResult
+	for _, t := range tests {
+		if t.action == "fail" {
+			failed = append(failed, t)
+		}
+	}
+	if len(failed) > 0 {
+		w("\n## Failures\n\n")
+		for _, t := range failed {
+			w("### %s\n\n```\n%s\n```\n\n", t.name, strings.Join(tail(t.output, 40), "\n"))
+		}
+	}
+	w("\n## Not covered yet (issue 10)\n\n")
+	for _, s := range notYet {
+		w("- %s\n", s)
+	}
+	return b.String()
+}
+
+// notYet is what issue 10 asks for that this suite does not do yet.
+var notYet = []string{
+	"Several `station serve` instances at once under mixed load (bag, seal, handover, sorter resolve and confirm as well as receive and sort), with SIGKILL of a random instance every few seconds; the crash test kills one instance twice under receive and sort load.",
+	"Link faults with latency and partial loss (toxiproxy-style) between Station and PostgreSQL, Redis and the order center; the proxy here only cuts and restores.",
+	"Downstream latency spikes and error rates injected through the simulator during load.",
+	"Locks for singleton jobs with renewal and fencing, and tests of them.",
+	"HTTP rate limits per terminal and gRPC per-sorter and global limits under load; server timeouts (slowloris).",
+	"Fuzzing of flow configs and the tracking-number parser directly (here they are reached only through HTTP).",
+}
+
+func verdict(action string) string {
+	switch action {
+	case "pass":
+		return "pass"
+	case "fail":
+		return "**FAIL**"
+	case "skip":
+		return "skipped"
+	}
+	return "did not finish"
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func tail(lines []string, n int) []string {
+	return lines[max(len(lines)-n, 0):]
+}
+
+func cmdOutput(name string, args ...string) string {
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = io.Discard
+	out, _ := cmd.Output()
+	return string(out)
+}
