@@ -495,9 +495,15 @@ func (b *Belt) Run(ctx context.Context) {
 func (b *Belt) listen(ctx context.Context) {
 	ps := b.rdb.Subscribe(ctx, b.eventsChannel())
 	defer func() { _ = ps.Close() }()
+	// ReceiveTimeout does not return when ctx ends; closing the subscription
+	// makes it, so shutdown does not wait out the read timeout.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
 	defer b.trusted.Store(false)
 	for ctx.Err() == nil {
 		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
