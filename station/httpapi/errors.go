@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/expresshub/station/station/dbfail"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
@@ -135,7 +135,7 @@ func toAPIError(err error) *Error {
 		// statement failed, nothing was written.
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_text", Message: "text values must be UTF-8 without NUL characters"}
 	}
-	if isDatabaseDown(err) {
+	if dbfail.IsUnavailable(err) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
 			Message: "the database is not reachable; retry shortly", RetryAfter: time.Second}
 	}
@@ -144,32 +144,6 @@ func toAPIError(err error) *Error {
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 }
-
-// isDatabaseDown recognises a PostgreSQL that does not answer, so clients get
-// a fast 503 they may retry instead of a generic 500.
-func isDatabaseDown(err error) bool {
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection exceptions
-		switch pgErr.Code {
-		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
-			return true
-		}
-	}
-	// A connection that broke under the query (PostgreSQL restarted, the
-	// link dropped): a write's outcome is unknown, and retrying with the
-	// same scan id is what settles it, so the client is told to retry.
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return true
-	}
-	return pgconn.SafeToRetry(err) || errors.Is(err, errPoolAcquire)
-}
-
-var errPoolAcquire = errors.New("database pool exhausted")
 
 func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
 	apiErr := toAPIError(err)

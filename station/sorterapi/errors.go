@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/expresshub/station/station/dbfail"
+
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -63,6 +65,8 @@ func (s *Server) toStatus(err error, field string) error {
 	case errors.Is(err, workorder.ErrScanIDReused):
 		return withDetails(codes.AlreadyExists, "this sequence number was already used for a different event",
 			info(ReasonSequenceReused, nil))
+	case dbfail.IsUnavailable(err):
+		return status.Error(codes.Unavailable, "the database is not reachable; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
