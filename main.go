@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -70,6 +71,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return cfg, log, nil
 	}
 
+	// withDB is the frame of the admin commands: configuration, then a pool
+	// that is closed when the command is done.
+	withDB := func(cmd *cobra.Command, f func(config.Config, *pgxpool.Pool) error) error {
+		cfg, _, err := load(cmd, "console")
+		if err != nil {
+			return err
+		}
+		db, err := app.OpenPool(ctx, cfg.Database)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return f(cfg, db)
+	}
+
 	var applyMigrations bool
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -95,22 +111,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, log, err := load(cmd, "console")
-				if err != nil {
-					return err
-				}
-				db, err := app.OpenPool(ctx, cfg.Database)
-				if err != nil {
-					return err
-				}
-				defer db.Close()
-				m, closeDB, err := migrations.FromPool(db)
-				if err != nil {
-					return err
-				}
-				defer func() { _ = closeDB() }()
-				_ = log
-				return f(ctx, m, cmd.OutOrStdout())
+				return withDB(cmd, func(_ config.Config, db *pgxpool.Pool) error {
+					m, closeDB, err := migrations.FromPool(db)
+					if err != nil {
+						return err
+					}
+					defer func() { _ = closeDB() }()
+					return f(ctx, m, cmd.OutOrStdout())
+				})
 			},
 		}
 	}
@@ -160,10 +168,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Add an operator; the password is read from STATION_OPERATOR_PASSWORD or stdin",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := load(cmd, "console")
-			if err != nil {
-				return err
-			}
 			password := os.Getenv("STATION_OPERATOR_PASSWORD")
 			if password == "" {
 				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
@@ -172,17 +176,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 				}
 				password = strings.TrimRight(line, "\r\n")
 			}
-			db, err := app.OpenPool(ctx, cfg.Database)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			op.Role = auth.Role(role)
-			if err := auth.NewService(db, cfg.Auth.TokenTTL).AddOperator(ctx, op, password); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "operator %s added at %s as %s\n", op.ID, op.StationID, op.Role)
-			return nil
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+				op.Role = auth.Role(role)
+				svc := auth.NewService(db, cfg.Auth.TokenTTL, auth.WithBcryptCost(cfg.Auth.BcryptCost))
+				if err := svc.AddOperator(ctx, op, password); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "operator %s added at %s as %s\n", op.ID, op.StationID, op.Role)
+				return nil
+			})
 		},
 	}
 	operatorAdd.Flags().StringVar(&op.ID, "id", "", "operator id (required)")
@@ -200,23 +202,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Register a sorting machine at a station and print its key (shown once; only its hash is stored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := load(cmd, "console")
-			if err != nil {
-				return err
-			}
-			db, err := app.OpenPool(ctx, cfg.Database)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).AddSorter(ctx, sorterDef)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "sorter %s added at %s\n", sorterDef.ID, sorterDef.StationID)
-			fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
-			return nil
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+				key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).AddSorter(ctx, sorterDef)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "sorter %s added at %s\n", sorterDef.ID, sorterDef.StationID)
+				fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
+				return nil
+			})
 		},
 	}
 	sorterAdd.Flags().StringVar(&sorterDef.ID, "id", "", "sorter id, unique network-wide (required)")
