@@ -48,7 +48,20 @@ type Sort struct {
 type Parcel struct {
 	TrackingNo string
 	Sort       *Sort  // nil: never sorted at this station
-	InBag      string // the open or sealed bag that holds it now, if any
+	InBag      string // the open or sealed bag of this station that holds it now, if any
+	// InBagElsewhere: a bag of another station holds it (its id stays there).
+	InBagElsewhere bool
+}
+
+// alreadyBagged is the refusal for a parcel some bag holds; it names the bag
+// only when the bag is this station's.
+func (p Parcel) alreadyBagged() error {
+	if p.InBag == "" {
+		return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo},
+			"parcel %s is already in a bag of another station", p.TrackingNo)
+	}
+	return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo, "bag_id": p.InBag},
+		"parcel %s is already in bag %s", p.TrackingNo, p.InBag)
 }
 
 // Add puts a parcel in the bag: only while open, only a parcel sorted at
@@ -58,9 +71,8 @@ func (b *Bag) Add(p Parcel) error {
 		return refuse(ErrBagSealed, map[string]any{"bag_id": b.ID, "status": b.Status},
 			"bag %s is %s and takes no parcels", b.ID, b.Status)
 	}
-	if p.InBag != "" {
-		return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo, "bag_id": p.InBag},
-			"parcel %s is already in bag %s", p.TrackingNo, p.InBag)
+	if p.InBag != "" || p.InBagElsewhere {
+		return p.alreadyBagged()
 	}
 	if p.Sort == nil {
 		return refuse(ErrNotSorted, map[string]any{"tracking_no": p.TrackingNo},

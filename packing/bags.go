@@ -104,7 +104,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 		if p.Sort, err = currentSort(ctx, tx, act.StationID, no); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
-		if p.InBag, err = holder(ctx, tx, no); err != nil {
+		if p.InBag, p.InBagElsewhere, err = holder(ctx, tx, act.StationID, no); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		if err := b.Add(p); err != nil {
@@ -121,12 +121,11 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 			return ItemChange{}, workorder.Order{}, fmt.Errorf("packing: insert item: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			other, err := holder(ctx, tx, no)
+			other, elsewhere, err := holder(ctx, tx, act.StationID, no)
 			if err != nil {
 				return ItemChange{}, workorder.Order{}, err
 			}
-			return ItemChange{}, workorder.Order{}, refuse(ErrAlreadyBagged, map[string]any{"tracking_no": no, "bag_id": other},
-				"parcel %s is already in bag %s", no, other)
+			return ItemChange{}, workorder.Order{}, Parcel{TrackingNo: no, InBag: other, InBagElsewhere: elsewhere}.alreadyBagged()
 		}
 		if err := setItemCount(ctx, tx, b); err != nil {
 			return ItemChange{}, workorder.Order{}, err
@@ -332,14 +331,19 @@ func currentSort(ctx context.Context, q querier, stationID, trackingNo string) (
 }
 
 // holder is the open or sealed bag that holds the parcel, "" if none.
-func holder(ctx context.Context, q querier, trackingNo string) (string, error) {
-	var bagID string
-	err := q.QueryRow(ctx, `SELECT bag_id FROM bag_items WHERE tracking_no = $1 AND NOT departed`, trackingNo).Scan(&bagID)
+func holder(ctx context.Context, q querier, stationID, trackingNo string) (bagID string, elsewhere bool, err error) {
+	var station string
+	err = q.QueryRow(ctx, `SELECT bag_id, station_id FROM bag_items WHERE tracking_no = $1 AND NOT departed`, trackingNo).Scan(&bagID, &station)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("packing: bag of parcel: %w", err)
+		return "", false, fmt.Errorf("packing: bag of parcel: %w", err)
 	}
-	return bagID, nil
+	if station != stationID {
+		// Another station's bag ids are not this operator's to learn
+		// (object-level authorization): say only that one holds it.
+		return "", true, nil
+	}
+	return bagID, false, nil
 }

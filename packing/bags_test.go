@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -145,6 +146,27 @@ func TestAddItemRules(t *testing.T) {
 			if d := details(t, err); d["bag_id"] != b.ID {
 				t.Fatalf("details %v, want bag %s", d, b.ID)
 			}
+		}
+	})
+	t.Run("already bagged at another station keeps that bag's id there", func(t *testing.T) {
+		ours := e.open(hop)
+		no := e.sortedParcel(hop)
+		e.add(ours.ID, no)
+		// The parcel turns up at SG-H02 without a handover; an operator
+		// there sorts it and tries to bag it.
+		stranger := packing.Actor{StationID: hop, OperatorID: "op-9"}
+		theirs, err := e.svc.Open(ctx(t), stranger, station, e.scan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sorted(hop, no, station)
+		_, err = e.svc.AddItem(ctx(t), stranger, theirs.Value.ID, no, e.scan())
+		wantErr(t, err, packing.ErrAlreadyBagged)
+		if d := details(t, err); d["bag_id"] != nil || d["tracking_no"] != no {
+			t.Fatalf("details %v name another station's bag", d)
+		}
+		if msg := err.Error(); strings.Contains(msg, ours.ID) {
+			t.Fatalf("message %q names another station's bag", msg)
 		}
 	})
 	t.Run("unknown bag", func(t *testing.T) {
