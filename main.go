@@ -218,7 +218,43 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	sorterAdd.Flags().StringVar(&sorterDef.StationID, "station", "", "station (site id such as SG-H01; required)")
 	_ = sorterAdd.MarkFlagRequired("id")
 	_ = sorterAdd.MarkFlagRequired("station")
-	sorter.AddCommand(sorterAdd)
+	var sorterID string
+	sorterRevoke := &cobra.Command{
+		Use:   "revoke",
+		Short: "Deactivate a sorting machine's key (refused everywhere within sorter.key_cache_ttl)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+				if err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).RevokeSorter(ctx, sorterID); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "sorter %s revoked; its key is refused within %v\n", sorterID, cfg.Sorter.KeyCacheTTL)
+				return nil
+			})
+		},
+	}
+	sorterRotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Give a sorting machine a new key and print it (the old one is refused within sorter.key_cache_ttl)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+				key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).RotateSorterKey(ctx, sorterID)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "sorter %s has a new key; the old one is refused within %v\n", sorterID, cfg.Sorter.KeyCacheTTL)
+				fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
+				return nil
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{sorterRevoke, sorterRotate} {
+		c.Flags().StringVar(&sorterID, "id", "", "sorter id (required)")
+		_ = c.MarkFlagRequired("id")
+	}
+	sorter.AddCommand(sorterAdd, sorterRevoke, sorterRotate)
 
 	dev := &cobra.Command{
 		Use:   "dev",

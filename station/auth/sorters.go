@@ -17,8 +17,9 @@ import (
 
 // Sorter errors.
 var (
-	ErrInvalidSorter = errors.New("invalid sorter")
-	ErrSorterExists  = errors.New("sorter exists")
+	ErrInvalidSorter  = errors.New("invalid sorter")
+	ErrSorterExists   = errors.New("sorter exists")
+	ErrSorterNotFound = errors.New("no such sorter")
 )
 
 // sorterKeyPrefix marks a sorter key, so one pasted into the wrong place is
@@ -67,12 +68,10 @@ func (s *Sorters) AddSorter(ctx context.Context, sorter Sorter) (string, error) 
 	if !ValidSiteID(sorter.StationID) {
 		return "", fmt.Errorf("%w: station %q is not a site id like SG-H01", ErrInvalidSorter, sorter.StationID)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("auth: sorter key: %w", err)
+	key, h, err := newSorterKey()
+	if err != nil {
+		return "", err
 	}
-	key := sorterKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	h := sha256.Sum256([]byte(key))
 	tag, err := s.db.Exec(ctx,
 		`INSERT INTO sorters (id, station_id, key_hash) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
 		sorter.ID, sorter.StationID, h[:])
@@ -83,6 +82,46 @@ func (s *Sorters) AddSorter(ctx context.Context, sorter Sorter) (string, error) 
 		return "", fmt.Errorf("auth: add sorter %s: %w", sorter.ID, ErrSorterExists)
 	}
 	return key, nil
+}
+
+// RevokeSorter deactivates a sorter: its key is refused from the next
+// database check on, that is within cacheTTL on every instance.
+func (s *Sorters) RevokeSorter(ctx context.Context, id string) error {
+	tag, err := s.db.Exec(ctx, `UPDATE sorters SET active = false WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("auth: revoke sorter %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("auth: revoke sorter %s: %w", id, ErrSorterNotFound)
+	}
+	return nil
+}
+
+// RotateSorterKey gives a sorter a new key (and reactivates it), for a key
+// that leaked: the machine keeps its id, so its confirmations and history
+// stay one sorter's. The old key stops working as RevokeSorter's does.
+func (s *Sorters) RotateSorterKey(ctx context.Context, id string) (string, error) {
+	key, h, err := newSorterKey()
+	if err != nil {
+		return "", err
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE sorters SET key_hash = $2, active = true WHERE id = $1`, id, h[:])
+	if err != nil {
+		return "", fmt.Errorf("auth: rotate sorter key %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("auth: rotate sorter key %s: %w", id, ErrSorterNotFound)
+	}
+	return key, nil
+}
+
+func newSorterKey() (string, [32]byte, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", [32]byte{}, fmt.Errorf("auth: sorter key: %w", err)
+	}
+	key := sorterKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	return key, sha256.Sum256([]byte(key)), nil
 }
 
 // AuthenticateSorter resolves a sorter key to its principal.

@@ -11,10 +11,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/expresshub/station/clients/sim"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
 )
@@ -518,5 +520,47 @@ func TestGracefulShutdownEndsOpenStreamsAfterTheirAnswers(t *testing.T) {
 	wantCode(t, err, codes.Unavailable, "SHUTTING_DOWN")
 	if err := <-stopped; err != nil {
 		t.Fatalf("station stopped with %v", err)
+	}
+}
+
+func TestRevokedAndRotatedKeysAreRefused(t *testing.T) {
+	t.Parallel()
+	st := start(t, stationtest.Options{Config: func(c *config.Config) { c.Sorter.KeyCacheTTL = 10 * time.Millisecond }})
+	m := newMachine(t, st, station, "asm-leaked")
+	tn := sim.ViaStation(station, 0)
+	m.resolve(tn)
+	sorters := st.App.Sorters()
+
+	// The key leaked: rotate it. The machine keeps its id with a new key;
+	// the old one is refused once the instance's cache entry has aged out.
+	key, err := sorters.RotateSorterKey(context.Background(), "asm-leaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key == m.key {
+		t.Fatal("rotation returned the old key")
+	}
+	eventually(t, "the old key refused", func() bool {
+		_, err := m.cli.Resolve(m.ctx(), &stationv1.ResolveRequest{TrackingNo: tn})
+		return status.Code(err) == codes.Unauthenticated
+	})
+	rotated := &machine{t: t, st: st, key: key, cli: m.cli}
+	rotated.resolve(tn)
+
+	// Decommissioned: revoke; nothing answers the key any more.
+	if err := sorters.RevokeSorter(context.Background(), "asm-leaked"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revoked key refused", func() bool {
+		_, err := rotated.cli.Resolve(rotated.ctx(), &stationv1.ResolveRequest{TrackingNo: tn})
+		return status.Code(err) == codes.Unauthenticated
+	})
+	for _, id := range []string{"asm-nope"} {
+		if err := sorters.RevokeSorter(context.Background(), id); !errors.Is(err, auth.ErrSorterNotFound) {
+			t.Fatalf("revoke %s: %v", id, err)
+		}
+		if _, err := sorters.RotateSorterKey(context.Background(), id); !errors.Is(err, auth.ErrSorterNotFound) {
+			t.Fatalf("rotate %s: %v", id, err)
+		}
 	}
 }
