@@ -6,6 +6,7 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
@@ -158,8 +159,13 @@ func (a *authInterceptor) authenticate(ctx context.Context, method string) (cont
 		return nil, status.Error(codes.Unauthenticated, "sorter credentials required (metadata x-sorter-key)")
 	}
 	p, err := a.auth.AuthenticateSorter(ctx, key)
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
 		return nil, status.Error(codes.Unauthenticated, "invalid sorter credentials")
+	case err != nil:
+		// The key could not be checked (PostgreSQL out of reach, say): the
+		// machine must retry, not conclude that its key is bad.
+		return nil, status.Error(codes.Unavailable, "sorter credentials cannot be checked now; retry")
 	}
 	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
 		c.sorter = p.ID

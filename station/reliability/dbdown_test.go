@@ -11,7 +11,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	stationv1 "github.com/expresshub/station/proto/station/v1"
+	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
 )
@@ -69,8 +76,28 @@ func TestPostgresOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
 	op := st.Login("op1")
 	tns := viaParcels(t, st.Sim.Fixtures(), "SG-H01", 3)
 	st.Do("POST", "/api/v1/receive", op, map[string]string{"tracking_no": tns[0], "scan_id": "before"}, http.StatusOK, nil)
+	// A sorting machine whose key this instance has never checked (as after
+	// a restart): the key cannot be looked up while PostgreSQL is away.
+	key, err := st.App.Sorters().AddSorter(context.Background(), auth.Sorter{ID: "asm-outage", StationID: "SG-H01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(st.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resolve := func() error {
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "x-sorter-key", key), 20*time.Second)
+		defer cancel()
+		_, err := stationv1.NewSorterServiceClient(conn).Resolve(ctx, &stationv1.ResolveRequest{TrackingNo: tns[2]})
+		return err
+	}
 
 	proxy.Cut()
+	if err := resolve(); status.Code(err) != codes.Unavailable {
+		t.Errorf("sorter Resolve with PostgreSQL away: %v, want Unavailable (a valid key is not a bad key)", err)
+	}
 	var slowest time.Duration
 	for _, c := range []struct {
 		method, path, token string
@@ -107,6 +134,9 @@ func TestPostgresOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
 	st.Do("POST", "/api/v1/receive", op, map[string]string{"tracking_no": tns[1], "scan_id": "during-r"}, http.StatusOK, nil)
 	st.Do("POST", "/api/v1/sort", op, map[string]string{"tracking_no": tns[0], "scan_id": "during-s"}, http.StatusOK, nil)
 	st.Login("sup1")
+	if err := resolve(); err != nil {
+		t.Errorf("sorter Resolve after PostgreSQL came back: %v", err)
+	}
 	if n := st.Count(`SELECT count(*) FROM work_orders`); n != 3 {
 		t.Errorf("%d work orders, want 3 (one before the outage, two retried after)", n)
 	}
@@ -114,7 +144,7 @@ func TestPostgresOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
 	if n := len(st.Logs.FilterMessage("panic in handler").All()); n > 0 {
 		t.Errorf("%d panics", n)
 	}
-	report(t, "postgres outage: 5 requests answered 503 database_unavailable, slowest in %v; ready again and serving without a restart",
+	report(t, "postgres outage: 5 requests answered 503 database_unavailable, slowest in %v, and an unchecked sorter key Unavailable; ready again and serving without a restart",
 		slowest.Round(time.Millisecond))
 }
 
