@@ -15,10 +15,11 @@ type Basic struct {
 	rpc   downstreamv1.BasicServiceClient
 	ep    *endpoint
 	sites *flight.Group[string, Site] // nil: singleflight disabled
+	cache *siteCache                  // nil: site cache disabled
 }
 
 func newBasic(rpc downstreamv1.BasicServiceClient, ep *endpoint, cfg Config, m *metrics) *Basic {
-	b := &Basic{rpc: rpc, ep: ep}
+	b := &Basic{rpc: rpc, ep: ep, cache: newSiteCache(cfg.SiteCache, m)}
 	if !cfg.DisableSiteSingleflight {
 		// The shared lookup runs under GetSite's own cap, whoever waits.
 		b.sites = flight.New[string, Site](flight.Options{Name: "site", Timeout: ep.deadline("GetSite"), Metrics: m.flight})
@@ -26,15 +27,27 @@ func newBasic(rpc downstreamv1.BasicServiceClient, ep *endpoint, cfg Config, m *
 	return b
 }
 
-// GetSite returns a site; ErrNotFound when unknown. Concurrent lookups of one
-// site share one downstream call; each caller still returns at its own
-// deadline.
+// GetSite returns a site; ErrNotFound when unknown. A site found in the
+// last few seconds (Config.SiteCache) is answered from memory; concurrent
+// lookups of a site that is not share one downstream call, and each caller
+// still returns at its own deadline.
 func (b *Basic) GetSite(ctx context.Context, siteID string) (Site, error) {
 	id := strings.ToUpper(strings.TrimSpace(siteID))
-	if b.sites == nil {
-		return b.getSite(ctx, id)
+	if s, ok := b.cache.get(id); ok {
+		return s, nil
 	}
-	s, _, err := b.sites.Do(ctx, id, func(ctx context.Context) (Site, error) { return b.getSite(ctx, id) })
+	load := func(ctx context.Context) (Site, error) {
+		gen := b.cache.generation()
+		s, err := b.getSite(ctx, id)
+		if err == nil {
+			b.cache.put(id, s, gen)
+		}
+		return s, err
+	}
+	if b.sites == nil {
+		return load(ctx)
+	}
+	s, _, err := b.sites.Do(ctx, id, load)
 	if err != nil {
 		var ce *CallError
 		if !errors.As(err, &ce) {
@@ -45,11 +58,13 @@ func (b *Basic) GetSite(ctx context.Context, siteID string) (Site, error) {
 	return s, err
 }
 
-// ForgetSite drops an in-flight lookup of a site so the next GetSite asks
-// the downstream afresh (a known change to the site).
+// ForgetSite drops a site from the cache, and an in-flight lookup of it, so
+// the next GetSite asks the downstream afresh (a known change to the site).
 func (b *Basic) ForgetSite(siteID string) {
+	id := strings.ToUpper(strings.TrimSpace(siteID))
+	b.cache.forget(id)
 	if b.sites != nil {
-		b.sites.Forget(strings.ToUpper(strings.TrimSpace(siteID)))
+		b.sites.Forget(id)
 	}
 }
 
@@ -61,6 +76,10 @@ func (b *Basic) SiteLookupStats() flight.Stats {
 	}
 	return b.sites.Stats()
 }
+
+// SiteCacheStats are the counters of the site cache (zero when it is
+// disabled).
+func (b *Basic) SiteCacheStats() SiteCacheStats { return b.cache.stats() }
 
 func (b *Basic) getSite(ctx context.Context, id string) (Site, error) {
 	resp, err := invoke(ctx, b.ep, "GetSite", func(ctx context.Context) (*downstreamv1.GetSiteResponse, error) {

@@ -23,16 +23,19 @@
 //     with service, method and code labels; breaker state) on the registry
 //     passed in, never the global one.
 //
-// Site lookups (Basic.GetSite), the most repeated call of a sort, go through
-// a context-aware singleflight (package flight); Basic.ForgetSite drops an
-// in-flight lookup after a known change. The order center's access token is
+// Site lookups (Basic.GetSite), the most repeated call of a sort, are
+// answered from a short-lived cache of found sites (Config.SiteCache, 5 s by
+// default), and the misses go through a context-aware singleflight (package
+// flight); Basic.ForgetSite drops a cached site and an in-flight lookup
+// after a known change. The order center's access token is
 // fetched lazily, refreshed ahead of expiry once per fleet (singleflight in
 // the process, a fenced Redis lock across processes, the token shared in
 // Redis) and attached as "authorization: Bearer <token>".
 //
 // This package must never decide business outcomes (whether a parcel is an
 // exception is the sorting layer's call), never cache answers beyond one
-// in-flight call, and never retry a write.
+// in-flight call (found sites for a few seconds are the one exception), and
+// never retry a write.
 //
 // The simulator that plays these services for dev, tests and benchmarks is
 // in clients/sim; clients/sim/simtest starts one per test.

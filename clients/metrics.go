@@ -11,10 +11,11 @@ import (
 
 // metrics of every client of one Set; shared by Sets on one registry.
 type metrics struct {
-	duration *prometheus.HistogramVec
-	breaker  *prometheus.GaugeVec
-	tokens   *prometheus.CounterVec
-	flight   *flight.Metrics
+	duration  *prometheus.HistogramVec
+	breaker   *prometheus.GaugeVec
+	tokens    *prometheus.CounterVec
+	siteCache *prometheus.CounterVec
+	flight    *flight.Metrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "station_downstream_token_refreshes_total",
 			Help: "Order center token refreshes by source: issued (IssueToken called), shared (taken from Redis).",
 		}, []string{"source"})),
+		siteCache: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "station_site_cache_lookups_total",
+			Help: "Site lookups by result: hit (answered from the site cache), miss (sent on to singleflight and the basic service).",
+		}, []string{"result"})),
 		flight: flight.NewMetrics(reg),
 	}
 }

@@ -600,14 +600,18 @@ func (b *Belt) flowFor(station string, tn TrackingNo) (*Flow, error) {
 	return s.flows.ForStation(station)
 }
 
-// dropTx and dropped are the service's hooks into the belt: a parcel sorted
-// by hand or flagged at arrival loses its belt answer, in the same
-// transaction, then everywhere. Without a belt they do nothing.
-func (b *Belt) dropTx(ctx context.Context, tx pgx.Tx, station string, tn TrackingNo, at time.Time) error {
+// queueDrop and dropped are the service's hooks into the belt: a parcel
+// sorted by hand or flagged at arrival loses its belt answer, in the same
+// transaction as the work order (queueDrop adds the tombstone to its
+// batch), then everywhere (dropped, after the commit, when spread says the
+// parcel had an answer to spread). Without a belt they do nothing.
+func (b *Belt) queueDrop(batch *pgx.Batch, station string, tn TrackingNo, at time.Time, spread *bool) {
 	if b == nil {
-		return nil
+		return
 	}
-	return b.invalidateTx(ctx, tx, station, tn, at.Truncate(time.Millisecond))
+	at = at.Truncate(time.Millisecond)
+	batch.Queue(invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, false).
+		QueryRow(func(row pgx.Row) error { return row.Scan(spread) })
 }
 
 func (b *Belt) dropped(ctx context.Context, station string, tn TrackingNo, at time.Time) {

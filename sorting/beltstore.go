@@ -247,19 +247,33 @@ func deref(s *string) string {
 	return *s
 }
 
+// invalidateSQL writes the tombstone of a parcel: its answer, if any, ends
+// at $4, and any sort that started before then is refused by store. The
+// tombstone is written whether or not the parcel has a row: a belt sort
+// already running may store its older answer after the caller commits.
+// sorted_at of a new tombstone row is -infinity: any later sort replaces
+// it. It returns whether the invalidation must be spread to Redis and the
+// caches ($5 forces it): only when the parcel had a live answer, one that
+// Redis or a cache may hold, or an earlier spread is still pending. A parcel
+// without one (most parcels sorted by hand were never pre-sorted) costs no
+// Redis round trip and no second commit.
+const invalidateSQL = `
+	INSERT INTO presort_results AS p (station_id, tracking_no, flow, flow_version, source, sorted_at, expires_at,
+	                                  invalidated_at, redis_pending)
+	VALUES ($1, $2, '', 0, 'presort', '-infinity', $3, $4, $5)
+	ON CONFLICT (station_id, tracking_no) DO UPDATE
+	   SET invalidated_at = GREATEST(p.invalidated_at, EXCLUDED.invalidated_at),
+	       redis_pending = EXCLUDED.redis_pending OR p.redis_pending
+	                       OR p.invalidated_at IS NULL OR p.invalidated_at < p.sorted_at,
+	       expires_at = GREATEST(p.expires_at, EXCLUDED.expires_at)
+	RETURNING redis_pending`
+
 // invalidateTx writes the tombstone of a parcel in the caller's transaction,
-// so a manual sort and the end of the belt's old answer commit together.
-// sorted_at of a new tombstone row is -infinity: any later sort replaces it.
+// so that an invalidation and the end of the belt's old answer commit
+// together; it is always spread afterwards.
 func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn TrackingNo, at time.Time) error {
-	_, err := tx.Exec(ctx, `
-		INSERT INTO presort_results AS p (station_id, tracking_no, flow, flow_version, source, sorted_at, expires_at,
-		                                  invalidated_at, redis_pending)
-		VALUES ($1, $2, '', 0, 'presort', '-infinity', $3, $4, true)
-		ON CONFLICT (station_id, tracking_no) DO UPDATE
-		   SET invalidated_at = GREATEST(p.invalidated_at, EXCLUDED.invalidated_at), redis_pending = true,
-		       expires_at = GREATEST(p.expires_at, EXCLUDED.expires_at)`,
-		station, string(tn), at.Add(b.cfg.TTL), at)
-	if err != nil {
+	var pending bool
+	if err := tx.QueryRow(ctx, invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, true).Scan(&pending); err != nil {
 		return fmt.Errorf("sorting: invalidate belt answer %s: %w", tn, err)
 	}
 	return nil

@@ -78,16 +78,15 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
 	}
-	stored, replay, err := workorder.Commit(ctx, s.db, order, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
-			`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
+	var spread bool
+	stored, replay, err := workorder.CommitBatch(ctx, s.db, order, func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
-		if err != nil || !dropsBeltAnswer(rc.Exception) {
-			return err
+		if dropsBeltAnswer(rc.Exception) {
+			// Found intercepted, cancelled, ... at arrival: an answer
+			// pre-sorted before that must not divert the parcel.
+			s.belt.queueDrop(b, scan.StationID, tn, rc.ReceivedAt, &spread)
 		}
-		// Found intercepted, cancelled, ... at arrival: an answer pre-sorted
-		// before that must not divert the parcel.
-		return s.belt.dropTx(ctx, tx, scan.StationID, tn, rc.ReceivedAt)
 	})
 	if err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
@@ -95,7 +94,7 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	if replay {
 		return receiptReplay(stored)
 	}
-	if dropsBeltAnswer(rc.Exception) {
+	if spread {
 		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
 	}
 	return ReceiveOutcome{Receipt: rc, Body: body}, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -224,7 +225,7 @@ func replayed(body []byte) (Outcome, error) {
 
 // record writes the sort result, its work order and its tracking event in one
 // transaction. A concurrent request with the same scan id that committed
-// first wins; this one rolls back and replays it.
+// first wins; this one writes nothing and replays it.
 func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result, trace *dag.Trace) (Outcome, error) {
 	woID := workorder.NewID()
 	res.WorkOrderID = woID.String()
@@ -256,17 +257,15 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
 	}
-	stored, replay, err := workorder.Commit(ctx, s.db, order, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
-			`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
+	// One round trip and one commit: work order, event, sort result and the
+	// belt's tombstone (a parcel sorted by hand is sorted anew at the belt).
+	var spread bool
+	stored, replay, err := workorder.CommitBatch(ctx, s.db, order, func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			                           flow, flow_version, degraded, trace, source, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
 			woID, scan.StationID, res.TrackingNo, hop, res.Chute, excCode, excReason, res.Flow, res.FlowVersion, degraded, traceJSON, res.SortedAt)
-		if err != nil {
-			return err
-		}
-		// A parcel sorted by hand is sorted anew at the belt.
-		return s.belt.dropTx(ctx, tx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
+		s.belt.queueDrop(b, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt, &spread)
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
@@ -274,7 +273,9 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	if replay {
 		return replayed(stored)
 	}
-	s.belt.dropped(ctx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
+	if spread {
+		s.belt.dropped(ctx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
+	}
 	res.Trace = withTrace
 	return Outcome{Result: res, Body: body}, nil
 }
@@ -301,9 +302,15 @@ func (s *Service) Latest(ctx context.Context, stationID string, tn TrackingNo) (
 
 // Trace returns the stored trace of a sort result by its work order id.
 func (s *Service) Trace(ctx context.Context, stationID, workOrderID string) (json.RawMessage, error) {
+	id, err := uuid.Parse(workOrderID)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	// A manual sort's result row takes its work order's id (see record), so
+	// this is a primary-key lookup.
 	var raw []byte
-	err := s.db.QueryRow(ctx,
-		`SELECT trace FROM sort_results WHERE work_order_id::text = $1 AND station_id = $2`, workOrderID, stationID).Scan(&raw)
+	err = s.db.QueryRow(ctx,
+		`SELECT trace FROM sort_results WHERE id = $1 AND work_order_id = $1 AND station_id = $2`, id, stationID).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -4,6 +4,9 @@
 // replays: a work order remembers the request hash and the exact response.
 //
 // It sits below sorting, packing and station so that each of them can record
-// its operations atomically with its own rows. It never opens a transaction of
-// its own and never talks to the order center: the relay in station does that.
+// its operations atomically with its own rows: in the caller's transaction
+// (Record), in one it opens around the caller's statements (Commit), or, for
+// operations that only insert, in one pipelined round trip that PostgreSQL
+// runs as an implicit transaction (CommitBatch). It never talks to the order
+// center: the relay in station does that.
 package workorder

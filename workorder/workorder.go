@@ -136,6 +136,29 @@ func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byt
 // advisory lock so that outbox ids follow commit order per parcel, which is
 // what the relay's per-parcel ordering relies on.
 func Record(ctx context.Context, tx pgx.Tx, o Order) error {
+	// One round trip: the per-parcel locks, then the work order and its
+	// events in one statement. The events are inserted only if the work order
+	// was (a duplicate scan id inserts nothing).
+	batch := &pgx.Batch{}
+	var orders, events int
+	if err := queueRecord(batch, o, true, func(row pgx.Row) error { return row.Scan(&orders, &events) }); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
+	}
+	if orders == 0 {
+		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
+	}
+	return nil
+}
+
+// queueRecord queues the per-parcel locks and the work order with its
+// events on batch. With skipDuplicate a scan id already taken inserts
+// nothing and counted reads (orders, events) as (0, 0); without it, it
+// fails the statement on the work_orders_scan key, which aborts everything
+// sent in the same transaction.
+func queueRecord(batch *pgx.Batch, o Order, skipDuplicate bool, counted func(pgx.Row) error) error {
 	if o.ID == uuid.Nil {
 		return errors.New("workorder: order without id")
 	}
@@ -160,19 +183,18 @@ func Record(ctx context.Context, tx pgx.Tx, o Order) error {
 		}
 		eventIDs[i], parcels[i], types[i], times[i], payloads[i] = NewID(), e.TrackingNo, e.Type, at, string(payload)
 	}
-	// One round trip: the per-parcel locks, then the work order and its
-	// events in one statement. The events are inserted only if the work order
-	// was (a duplicate scan id inserts nothing).
-	batch := &pgx.Batch{}
-	locks := parcelKeys(o.Events)
-	if len(locks) > 0 {
+	if locks := parcelKeys(o.Events); len(locks) > 0 {
 		batch.Queue(`SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`, locks)
 	}
-	batch.Queue(`WITH wo AS (
+	onConflict := ""
+	if skipDuplicate {
+		onConflict = "ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING"
+	}
+	q := batch.Queue(`WITH wo AS (
 		  INSERT INTO work_orders
 		    (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
 		  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		  ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING
+		  `+onConflict+`
 		  RETURNING id
 		), ev AS (
 		  INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
@@ -184,23 +206,8 @@ func Record(ctx context.Context, tx pgx.Tx, o Order) error {
 		SELECT (SELECT count(*) FROM wo), (SELECT count(*) FROM ev)`,
 		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
 		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads)
-	br := tx.SendBatch(ctx, batch)
-	if len(locks) > 0 {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("workorder: lock parcels: %w", err)
-		}
-	}
-	var orders, events int
-	if err := br.QueryRow().Scan(&orders, &events); err != nil {
-		_ = br.Close()
-		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
-	}
-	if orders == 0 {
-		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
+	if counted != nil {
+		q.QueryRow(counted)
 	}
 	return nil
 }
@@ -257,6 +264,45 @@ func Commit(ctx context.Context, db DB, o Order, write func(tx pgx.Tx) error) (b
 	}
 	if err != nil {
 		return nil, false, err
+	}
+	return o.Response, false, nil
+}
+
+// Batcher is what CommitBatch needs: a pool (or a connection outside a
+// transaction).
+type Batcher interface {
+	Querier
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// CommitBatch is Commit in one round trip, for operations whose own rows
+// need nothing read first: the per-parcel locks, the work order, its events
+// and the statements that write queues on the batch are sent to PostgreSQL
+// together and run as one implicit transaction, committed after the last
+// statement (one commit, one WAL flush, and no BEGIN or COMMIT to wait
+// for). Any failure rolls all of it back.
+//
+// write reads its statements' results through the queued queries'
+// callbacks (QueuedQuery.Exec, QueryRow); they run before CommitBatch
+// returns, and what they saw counts only if err is nil. A scan id already
+// recorded fails the work order's insert on its unique key, which aborts the
+// batch: nothing is written, and the stored response is returned with
+// replayed set (or ErrScanIDReused when its request differed), as Commit
+// does.
+func CommitBatch(ctx context.Context, db Batcher, o Order, write func(b *pgx.Batch)) (body []byte, replayed bool, err error) {
+	batch := &pgx.Batch{}
+	if err := queueRecord(batch, o, false, nil); err != nil {
+		return nil, false, err
+	}
+	write(batch)
+	err = db.SendBatch(ctx, batch).Close()
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "work_orders_scan" {
+		body, err := Replay(ctx, db, o.StationID, o.ScanID, o.RequestHash)
+		return body, err == nil, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("workorder: record %s: %w", o.Type, err)
 	}
 	return o.Response, false, nil
 }

@@ -35,10 +35,12 @@ import (
 // station's alone. Idle is read after start-up has settled; loaded is the
 // peak while operators drive a mixed load over HTTP (receive, sort, and bags
 // opened, filled and sealed with labels, with the tracking relay pushing
-// every event) for a bounded time: 30 s here, 3 s with -short. Goals: idle
-// < 80 MiB, loaded < 300 MiB. The 10-minute soak (flat over time) is out of
-// scope for this run; growth-MiB (the last sample minus the one halfway
-// through the load) is the short run's hint of it.
+// every event) for a bounded time: a 10-minute soak, 3 s with -short, or
+// STATION_BENCH_SOAK (a duration) when set. Goals: idle < 80 MiB, loaded <
+// 300 MiB, flat over the soak: slope-MiB/min is the least-squares slope of
+// the samples of the second half (the first half holds the warm-up: pools,
+// caches and the heap finding its size), and growth-MiB the last sample
+// minus the one halfway through.
 func BenchmarkMemory(b *testing.B) {
 	bin := stationBinary(b)
 	s := simtest.Start(b, simtest.WithLatency(sim.ProfileDefault))
@@ -87,11 +89,19 @@ func BenchmarkMemory(b *testing.B) {
 	waitReady(b, c, base, exited, &stderr)
 	pid := strconv.Itoa(cmd.Process.Pid)
 
-	loadFor := 30 * time.Second
+	loadFor := 10 * time.Minute
 	if testing.Short() {
 		loadFor = 3 * time.Second
 	}
+	if v := os.Getenv("STATION_BENCH_SOAK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("STATION_BENCH_SOAK: %v", err)
+		}
+		loadFor = d
+	}
 	var idle, peak, half, last int64
+	var secondHalf []rssSample
 	var ops atomic.Int64
 	for b.Loop() {
 		time.Sleep(2 * time.Second) // start-up settles: first relay pass, token, resync
@@ -110,8 +120,11 @@ func BenchmarkMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			peak, last = max(peak, rss), rss
-			if half == 0 && time.Since(start) >= loadFor/2 {
-				half = rss
+			if at := time.Since(start); at >= loadFor/2 {
+				if half == 0 {
+					half = rss
+				}
+				secondHalf = append(secondHalf, rssSample{at: at, rss: rss})
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -122,7 +135,34 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(float64(idle)/mib, "idle-MiB")
 	b.ReportMetric(float64(peak)/mib, "loaded-MiB")
 	b.ReportMetric(float64(last-half)/mib, "growth-MiB")
+	b.ReportMetric(slopePerMinute(secondHalf)/mib, "slope-MiB/min")
+	b.ReportMetric(loadFor.Minutes(), "soak-min")
 	b.ReportMetric(float64(ops.Load())/loadFor.Seconds(), "ops/s")
+}
+
+type rssSample struct {
+	at  time.Duration
+	rss int64
+}
+
+// slopePerMinute is the least-squares slope of the samples, in bytes per
+// minute: a leak shows as a steady climb, where the peak and last sample
+// alone can be fooled by one garbage-collection cycle.
+func slopePerMinute(samples []rssSample) float64 {
+	if len(samples) < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x, y := s.at.Minutes(), float64(s.rss)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	n := float64(len(samples))
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
 }
 
 // stationBinary builds the station command from this tree (the build cache

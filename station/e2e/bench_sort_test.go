@@ -13,6 +13,7 @@ import (
 
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
 	"github.com/expresshub/station/workorder"
 )
@@ -30,8 +31,13 @@ import (
 // durations along the longest chain, the least any engine could take);
 // flow-p50/critical, the figure the goal bounds (<= 1.1 for DAG flows); and
 // sort-p50/critical, the same with the recording included.
+//
+// The site cache is off here: the origin story compares the flows' shapes
+// over the same downstream calls, and with it repeated sorts would skip
+// their site lookups, which would make the legacy flow something it never
+// was (BenchmarkSiteLookup in clients measures the cache).
 func BenchmarkManualSort(b *testing.B) {
-	st := benchStation(b, sim.ProfileDefault, nil)
+	st := benchStation(b, sim.ProfileDefault, func(c *config.Config) { c.Downstream.SiteCache.Disabled = true })
 	benchUseFlow(b, st, "SG-H02", sorting.LegacyFlow)
 	var seq atomic.Int64
 	for _, tc := range []struct {
