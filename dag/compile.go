@@ -185,6 +185,13 @@ func (c *compiler) checkNodes(deadline time.Duration) {
 			c.add(label, "retry backoff is set but attempts is %d, so it never applies", nc.Retry.Attempts)
 		}
 		n.params = nc.Params
+		// A flow is shown back to ops as YAML or JSON: a param JSON cannot
+		// hold (NaN, a map keyed by numbers) would make it unshowable.
+		if len(nc.Params) > 0 {
+			if _, err := json.Marshal(nc.Params); err != nil {
+				c.add(label, "params cannot be written as JSON: %v", err)
+			}
+		}
 		c.valid[i] = ok
 	}
 	for i, nc := range c.cfg.Nodes {

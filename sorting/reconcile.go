@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -179,6 +180,34 @@ type OfflineRequest struct {
 	Since            time.Time
 	Limit            int // parcels at most (default 2000, max 20000)
 	Parallel         int // candidate runs at once (default 8)
+	// Fence, when set, is called first in every transaction that writes
+	// the run's mismatches and counts; its error aborts the write and the
+	// run. A singleton job passes its lease's guard, so an instance that
+	// lost the lease writes nothing.
+	Fence Fence
+}
+
+// Fence checks, inside a writer's transaction, that the writer may still
+// write (see package station/lease).
+type Fence func(ctx context.Context, tx pgx.Tx) error
+
+// reconWriter is a pool or a transaction: where reconciliation rows go.
+type reconWriter interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// write runs fn on the pool, or in a transaction behind the fence.
+func (s *Service) write(ctx context.Context, fence Fence, fn func(w reconWriter) error) error {
+	if fence == nil {
+		return fn(s.db)
+	}
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := fence(ctx, tx); err != nil {
+			return fmt.Errorf("sorting: offline: fenced: %w", err)
+		}
+		return fn(tx)
+	})
 }
 
 // OfflineReport is what an offline reconciliation found.
@@ -250,7 +279,10 @@ func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineRepor
 				if stable, err := s.flows.Version(p.flow, p.version); err == nil {
 					r, wasRun := s.run(gctx, stable, req.SiteID, tn, dagDryRun(stable))
 					r.NextHop, r.Chute, r.Exception = was.NextHop, was.Chute, was.Exception
-					if err := recordMismatch(gctx, s.db, "offline", req.SiteID, tn, stable, candidate, r, wasRun, now, nowRun); err != nil {
+					err := s.write(gctx, req.Fence, func(w reconWriter) error {
+						return recordMismatch(gctx, w, "offline", req.SiteID, tn, stable, candidate, r, wasRun, now, nowRun)
+					})
+					if err != nil {
 						return err
 					}
 				}
@@ -273,7 +305,7 @@ func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineRepor
 	if err := g.Wait(); err != nil {
 		return OfflineReport{}, err
 	}
-	if err := writeCounts(ctx, s.db, counts); err != nil {
+	if err := s.write(ctx, req.Fence, func(w reconWriter) error { return writeCounts(ctx, w, counts) }); err != nil {
 		return OfflineReport{}, err
 	}
 	rep.MatchRate = rate(rep.Comparisons-rep.Mismatches, rep.Comparisons)
@@ -290,4 +322,40 @@ func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineRepor
 		steps.Close()
 	}
 	return rep, nil
+}
+
+// OfflineSweep runs Offline for every site whose release rule compares a
+// candidate (mode shadow or split), over the stored sorts since since: the
+// scheduled reconciliation. A site that fails is reported in the joined
+// error and the others still run; once ctx ends (the job's lease lost,
+// shutdown) the sweep stops.
+func (s *Service) OfflineSweep(ctx context.Context, since time.Time, fence Fence) ([]OfflineReport, error) {
+	rows, err := s.db.Query(ctx, `SELECT site_id, candidate_flow, candidate_version FROM release_rules
+		WHERE mode IN ('shadow', 'split') AND candidate_flow IS NOT NULL AND candidate_version IS NOT NULL ORDER BY site_id`)
+	if err != nil {
+		return nil, fmt.Errorf("sorting: offline sweep: %w", err)
+	}
+	sites, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OfflineRequest, error) {
+		req := OfflineRequest{Since: since, Fence: fence}
+		err := r.Scan(&req.SiteID, &req.CandidateFlow, &req.CandidateVersion)
+		return req, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sorting: offline sweep: %w", err)
+	}
+	var reports []OfflineReport
+	var errs []error
+	for _, req := range sites {
+		rep, err := s.Offline(ctx, req)
+		if err != nil {
+			err = fmt.Errorf("site %s, candidate %s v%d: %w", req.SiteID, req.CandidateFlow, req.CandidateVersion, err)
+			if ctx.Err() != nil {
+				return reports, err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		reports = append(reports, rep)
+	}
+	return reports, errors.Join(errs...)
 }

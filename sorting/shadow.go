@@ -176,7 +176,7 @@ func (sh *Shadow) compare(ctx context.Context, source, site string, tn TrackingN
 
 // recordMismatch stores both answers, both traces and the first step whose
 // output differed.
-func recordMismatch(ctx context.Context, db *pgxpool.Pool, source, site string, tn TrackingNo, stable, candidate *Flow,
+func recordMismatch(ctx context.Context, db reconWriter, source, site string, tn TrackingNo, stable, candidate *Flow,
 	a Result, aRun *dag.Result, b Result, bRun *dag.Result) error {
 	var node, key *string
 	if aRun != nil && bRun != nil {
@@ -231,7 +231,7 @@ func (sh *Shadow) Flush(ctx context.Context) error {
 	return writeCounts(ctx, sh.db, pending)
 }
 
-func writeCounts(ctx context.Context, db *pgxpool.Pool, counts map[countKey]*count) error {
+func writeCounts(ctx context.Context, db reconWriter, counts map[countKey]*count) error {
 	batch := &pgx.Batch{}
 	for k, c := range counts {
 		batch.Queue(`INSERT INTO reconciliation_counts (site_id, minute, source, comparisons, mismatches, drops)

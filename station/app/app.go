@@ -38,6 +38,7 @@ import (
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/grpcserver"
 	"github.com/expresshub/station/station/httpapi"
+	"github.com/expresshub/station/station/lease"
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/station/sorterapi"
@@ -69,6 +70,7 @@ type App struct {
 	shadow    *sorting.Shadow
 	packing   *packing.Service
 	relay     *relay.Relay
+	leases    *lease.Holder
 	http      *httpapi.Server
 	grpc      *grpcserver.Server
 	belt      *sorting.Belt
@@ -169,11 +171,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Interval:    cfg.Relay.Interval,
 		MaxAttempts: cfg.Relay.MaxAttempts,
 	}, log.Named("relay"), a.registry)
+	a.leases = lease.NewHolder(db, lease.Options{Registerer: a.registry, Log: log.Named("lease")})
 
 	a.http = httpapi.New(httpapi.Config{
-		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
-		LoginPerMinute:    cfg.Auth.LoginPerMinute,
-		RequestsPerSecond: cfg.Auth.RequestsPerSecond,
+		MaxBodyBytes:              cfg.HTTP.MaxBodyBytes,
+		LoginPerMinute:            cfg.Auth.LoginPerMinute,
+		RequestsPerSecond:         cfg.Auth.RequestsPerSecond,
+		TerminalRequestsPerSecond: cfg.Auth.TerminalRequestsPerSecond,
 	}, httpapi.Deps{
 		Log:      log,
 		Auth:     a.auth,
@@ -206,7 +210,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	// A pool of stream workers keeps handler goroutines (and their grown
 	// stacks) across calls: with the interceptor chain, a fresh goroutine
 	// per Resolve spent more time growing its stack than answering.
-	extra := append(tlsOpts, grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))))
+	extra := append(tlsOpts, grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		// A connection that never finishes its TLS and HTTP/2 handshake
+		// would otherwise hold a socket and a goroutine for 120 s.
+		grpc.ConnectionTimeout(cfg.GRPC.ConnectionTimeout))
 	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
 		QuietMethods: []string{stationv1.SorterService_Resolve_FullMethodName}})
 	a.sorterAPI.Register(a.grpc.GRPC)
@@ -319,6 +326,9 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { a.shadow.Run(ctx) })
 	// The belt: invalidation signals from every instance, and its upkeep.
 	wg.Go(func() { a.belt.Run(ctx) })
+	// Singleton jobs (outbox pruning, scheduled offline reconciliation):
+	// one instance at a time, behind a lease.
+	a.startSingletons(ctx, wg)
 }
 
 // Close releases pools and clients in reverse order of creation.

@@ -21,6 +21,7 @@ var (
 	ErrForbidden       = errors.New("forbidden")
 	ErrInvalidOperator = errors.New("invalid operator")
 	ErrOperatorExists  = errors.New("operator exists")
+	ErrInvalidTerminal = errors.New("invalid terminal id")
 )
 
 // Role is what an operator may do.
@@ -50,6 +51,10 @@ type Principal struct {
 	Name      string `json:"name"`
 	StationID string `json:"station_id"`
 	Role      Role   `json:"role"`
+	// Terminal is the device an operator's session was opened on, bound to
+	// the token at login; empty for a machine or a session opened without
+	// one.
+	Terminal string `json:"terminal_id,omitempty"`
 }
 
 // HasRole reports whether p holds one of roles.
@@ -81,12 +86,20 @@ type Session struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Operator  Operator  `json:"operator"`
+	// TerminalID is the terminal the token is bound to, if one was named.
+	TerminalID string `json:"terminal_id,omitempty"`
 }
 
 var (
 	operatorIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$`)
 	siteIDPattern     = regexp.MustCompile(`^[A-Z]{2}-[A-Z][0-9]{2,4}$`)
+	terminalPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
+
+// ValidTerminalID reports whether s can name a terminal: 1 to 64 letters,
+// digits, dots, dashes or underscores. It becomes part of a rate-limit key,
+// so anything longer or stranger is refused rather than stored.
+func ValidTerminalID(s string) bool { return terminalPattern.MatchString(s) }
 
 // ValidSiteID reports whether s looks like a site id (SG-H01).
 func ValidSiteID(s string) bool { return siteIDPattern.MatchString(s) }
@@ -157,6 +170,16 @@ func (s *Service) AddOperator(ctx context.Context, op Operator, password string)
 // Login checks a password and issues a token. Unknown operators and wrong
 // passwords give the same error after the same work.
 func (s *Service) Login(ctx context.Context, operatorID, password string) (Session, error) {
+	return s.LoginAt(ctx, operatorID, password, "")
+}
+
+// LoginAt is Login from a named terminal (empty: none). The terminal is
+// stored with the token, so every request on that token counts against the
+// terminal's rate limit whatever the client sends later.
+func (s *Service) LoginAt(ctx context.Context, operatorID, password, terminalID string) (Session, error) {
+	if terminalID != "" && !ValidTerminalID(terminalID) {
+		return Session{}, fmt.Errorf("%w: terminal_id must be 1-64 letters, digits, dot, dash or underscore", ErrInvalidTerminal)
+	}
 	var op Operator
 	var hash string
 	var active bool
@@ -180,11 +203,11 @@ func (s *Service) Login(ctx context.Context, operatorID, password string) (Sessi
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	expires := s.now().Add(s.tokenTTL).UTC().Truncate(time.Second)
 	if _, err := s.db.Exec(ctx,
-		`INSERT INTO auth_tokens (token_hash, operator_id, expires_at) VALUES ($1, $2, $3)`,
-		hashToken(token), op.ID, expires); err != nil {
+		`INSERT INTO auth_tokens (token_hash, operator_id, expires_at, terminal_id) VALUES ($1, $2, $3, NULLIF($4, ''))`,
+		hashToken(token), op.ID, expires, terminalID); err != nil {
 		return Session{}, fmt.Errorf("auth: store token: %w", err)
 	}
-	return Session{Token: token, ExpiresAt: expires, Operator: op}, nil
+	return Session{Token: token, ExpiresAt: expires, Operator: op, TerminalID: terminalID}, nil
 }
 
 // Authenticate resolves a bearer token.
@@ -194,10 +217,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	var p Principal
 	err := s.db.QueryRow(ctx,
-		`SELECT o.id, o.name, o.station_id, o.role
+		`SELECT o.id, o.name, o.station_id, o.role, coalesce(t.terminal_id, '')
 		   FROM auth_tokens t JOIN operators o ON o.id = t.operator_id
 		  WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND o.active`,
-		hashToken(token), s.now()).Scan(&p.ID, &p.Name, &p.StationID, &p.Role)
+		hashToken(token), s.now()).Scan(&p.ID, &p.Name, &p.StationID, &p.Role, &p.Terminal)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, ErrUnauthenticated
 	}

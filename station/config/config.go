@@ -36,6 +36,12 @@ type Config struct {
 	Relay      Relay          `mapstructure:"relay"`
 	Release    Release        `mapstructure:"release"`
 	Sorter     Sorter         `mapstructure:"sorter"`
+	Lease      Lease          `mapstructure:"lease"`
+}
+
+// Lease configures the leases of singleton jobs (package station/lease).
+type Lease struct {
+	TTL time.Duration `mapstructure:"ttl"` // a holder that stops renewing loses its job after this
 }
 
 // Sorter configures the sorting machine's gRPC API (the belt).
@@ -61,6 +67,8 @@ type Release struct {
 	ShadowBudget   int           `mapstructure:"shadow_budget"`   // shadow runs in flight at most
 	ShadowDeadline time.Duration `mapstructure:"shadow_deadline"` // one shadow run at most
 	NoiseEvery     int           `mapstructure:"noise_every"`     // old-vs-old check on 1 in N shadows
+	OfflineEvery   time.Duration `mapstructure:"offline_every"`   // scheduled offline reconciliation; 0: off
+	OfflineWindow  time.Duration `mapstructure:"offline_window"`  // stored sorts it re-runs: this far back
 }
 
 type Database struct {
@@ -92,6 +100,9 @@ type GRPC struct {
 	TLSCert  string `mapstructure:"tls_cert"`
 	TLSKey   string `mapstructure:"tls_key"`
 	ClientCA string `mapstructure:"client_ca"`
+	// ConnectionTimeout bounds a new connection's set-up, HTTP/2 preface
+	// included: a client that connects and never speaks is dropped.
+	ConnectionTimeout time.Duration `mapstructure:"connection_timeout"`
 }
 
 type Log struct {
@@ -102,8 +113,11 @@ type Log struct {
 type Auth struct {
 	TokenTTL          time.Duration `mapstructure:"token_ttl"`
 	LoginPerMinute    int           `mapstructure:"login_per_minute"`
-	RequestsPerSecond int           `mapstructure:"requests_per_second"`
-	BcryptCost        int           `mapstructure:"bcrypt_cost"`
+	RequestsPerSecond int           `mapstructure:"requests_per_second"` // per operator
+	// TerminalRequestsPerSecond limits each terminal named at login,
+	// shared by whoever is logged in on it.
+	TerminalRequestsPerSecond int `mapstructure:"terminal_requests_per_second"`
+	BcryptCost                int `mapstructure:"bcrypt_cost"`
 }
 
 type Shutdown struct {
@@ -121,6 +135,8 @@ type Relay struct {
 	BatchSize   int           `mapstructure:"batch_size"`
 	Interval    time.Duration `mapstructure:"interval"`
 	MaxAttempts int           `mapstructure:"max_attempts"`
+	Retain      time.Duration `mapstructure:"retain"`      // delivered events are kept this long
+	PruneEvery  time.Duration `mapstructure:"prune_every"` // how often they are pruned; 0: never
 }
 
 // Defaults are the embedded defaults `make run` works with.
@@ -140,18 +156,20 @@ func Defaults() Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      1 << 20,
 		},
-		GRPC:       GRPC{Addr: ":9090"},
+		GRPC:       GRPC{Addr: ":9090", ConnectionTimeout: 5 * time.Second},
 		Log:        Log{Format: "json", Level: "info"},
-		Auth:       Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50, BcryptCost: 10},
+		Auth:       Auth{TokenTTL: 12 * time.Hour, LoginPerMinute: 10, RequestsPerSecond: 50, TerminalRequestsPerSecond: 50, BcryptCost: 10},
 		Shutdown:   Shutdown{Grace: 15 * time.Second},
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
-		Relay:      Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10},
+		Relay: Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10,
+			Retain: 72 * time.Hour, PruneEvery: 10 * time.Minute},
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
 			KeyCacheTTL: 30 * time.Second},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
-			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20},
+			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour},
+		Lease: Lease{TTL: 30 * time.Second},
 	}
 }
 
@@ -350,6 +368,7 @@ func (c Config) Validate() error {
 		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
 		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
 		"auth.token_ttl": c.Auth.TokenTTL, "shutdown.grace": c.Shutdown.Grace, "relay.interval": c.Relay.Interval,
+		"grpc.connection_timeout": c.GRPC.ConnectionTimeout,
 	} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration such as 15s")
@@ -363,6 +382,9 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.RequestsPerSecond < 1 {
 		return bad("auth.requests_per_second", "must be at least 1")
+	}
+	if c.Auth.TerminalRequestsPerSecond < 1 {
+		return bad("auth.terminal_requests_per_second", "must be at least 1")
 	}
 	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
 		return bad("relay.batch_size", "must be between 1 and 10000")
@@ -380,6 +402,19 @@ func (c Config) Validate() error {
 	}
 	if c.Relay.MaxAttempts < 1 {
 		return bad("relay.max_attempts", "must be at least 1")
+	}
+	for key, d := range map[string]time.Duration{"relay.prune_every": c.Relay.PruneEvery, "release.offline_every": c.Release.OfflineEvery} {
+		if d < 0 {
+			return bad(key, "must be 0 (off) or a positive duration")
+		}
+	}
+	for key, d := range map[string]time.Duration{"relay.retain": c.Relay.Retain, "release.offline_window": c.Release.OfflineWindow} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
+	}
+	if c.Lease.TTL < time.Second {
+		return bad("lease.ttl", "must be at least 1s")
 	}
 	if err := c.Sorter.validate(bad); err != nil {
 		return err

@@ -11,6 +11,9 @@ import (
 type loginRequest struct {
 	OperatorID string `json:"operator_id"`
 	Password   string `json:"password"`
+	// TerminalID names the device (optional); the session is bound to it
+	// and its requests share that terminal's rate limit.
+	TerminalID string `json:"terminal_id"`
 }
 
 // login is rate limited per operator id and per client address before any
@@ -24,6 +27,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if req.OperatorID == "" || req.Password == "" {
 		return Errorf(http.StatusBadRequest, "invalid_request", "operator_id and password are required")
 	}
+	if req.TerminalID != "" && !auth.ValidTerminalID(req.TerminalID) {
+		return Errorf(http.StatusBadRequest, "invalid_terminal_id", "terminal_id must be 1-64 letters, digits, dot, dash or underscore")
+	}
 	limit := ratelimit.PerMinute(s.cfg.LoginPerMinute)
 	for _, key := range []string{"login:op:" + strings.ToLower(req.OperatorID), "login:ip:" + clientIP(r)} {
 		if d := s.limiter.Allow(r.Context(), key, limit); !d.Allowed {
@@ -31,7 +37,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 				Message: "too many login attempts; wait and retry", RetryAfter: d.RetryAfter}
 		}
 	}
-	sess, err := s.auth.Login(r.Context(), req.OperatorID, req.Password)
+	sess, err := s.auth.LoginAt(r.Context(), req.OperatorID, req.Password, req.TerminalID)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -37,6 +38,11 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &maxErr):
 		return Errorf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body exceeds %d bytes", maxErr.Limit))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The connection's read deadline (http.read_timeout) passed while
+		// the body was still trickling in: the client was too slow, the
+		// body was not malformed.
+		return Errorf(http.StatusRequestTimeout, "request_timeout", "the body did not arrive within the read timeout")
 	case errors.Is(err, io.EOF):
 		return Errorf(http.StatusBadRequest, "invalid_json", "body is empty")
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):

@@ -49,6 +49,7 @@ var mapping = []struct {
 	{auth.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{auth.ErrInvalidOperator, http.StatusBadRequest, "invalid_operator"},
 	{auth.ErrOperatorExists, http.StatusConflict, "operator_exists"},
+	{auth.ErrInvalidTerminal, http.StatusBadRequest, "invalid_terminal_id"},
 	{workorder.ErrScanIDReused, http.StatusConflict, "scan_id_reused"},
 	{sorting.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
 	{sorting.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},

@@ -35,14 +35,24 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, Config{MaxBodyBytes: 1 << 20, LoginPerMinute: 5, RequestsPerSecond: 1000}, nil)
+}
+
+// newHarnessWith is newHarness with its own limits and, when limiter is not
+// nil, its own limiter (one whose Redis is unreachable, say).
+func newHarnessWith(t *testing.T, cfg Config, limiter *ratelimit.Limiter) *harness {
+	t.Helper()
 	h := &harness{t: t, db: dbtest.Pool(t), now: time.Now()}
 	rdb, prefix := dbtest.Redis(t)
+	if limiter == nil {
+		limiter = ratelimit.New(rdb, prefix)
+	}
 	core, logs := observer.New(zap.DebugLevel)
 	h.logs = logs
 	h.auth = auth.NewService(h.db, time.Hour, auth.WithBcryptCost(bcrypt.MinCost), auth.WithClock(func() time.Time { return h.now }))
 	h.ready = map[string]Check{"postgres": func(ctx context.Context) error { return h.db.Ping(ctx) }}
-	h.srv = New(Config{MaxBodyBytes: 1 << 20, LoginPerMinute: 5, RequestsPerSecond: 1000}, Deps{
-		Log: zap.New(core), Auth: h.auth, Limiter: ratelimit.New(rdb, prefix),
+	h.srv = New(cfg, Deps{
+		Log: zap.New(core), Auth: h.auth, Limiter: limiter,
 		Registry: prometheus.NewRegistry(), Ready: h.ready,
 	})
 	h.http = httptest.NewServer(h.srv.Handler())

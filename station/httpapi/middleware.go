@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/ratelimit"
 )
 
 type ctxKey int
@@ -192,8 +193,8 @@ func roles(r ...auth.Role) access { return access{roles: r} }
 
 var anyOperator = access{}
 
-// handle adapts a HandlerFunc: authentication, role check, per-operator rate
-// limit, then the error adapter.
+// handle adapts a HandlerFunc: authentication, role check, per-terminal and
+// per-operator rate limits, then the error adapter.
 func (s *Server) handle(a access, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.public {
@@ -209,9 +210,8 @@ func (s *Server) handle(a access, h HandlerFunc) http.Handler {
 				writeError(w, r, s.log, Errorf(http.StatusForbidden, "forbidden", "your role may not do this"))
 				return
 			}
-			if d := s.limiter.Allow(r.Context(), "op:"+p.ID, s.operatorLimit); !d.Allowed {
-				writeError(w, r, s.log, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-					Message: "too many requests; slow down", RetryAfter: d.RetryAfter})
+			if err := s.allow(r.Context(), p); err != nil {
+				writeError(w, r, s.log, err)
 				return
 			}
 			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
@@ -220,6 +220,28 @@ func (s *Server) handle(a access, h HandlerFunc) http.Handler {
 			writeError(w, r, s.log, err)
 		}
 	})
+}
+
+// allow takes one request from the caller's terminal budget, then from the
+// operator's. The terminal comes from the session row, never from the
+// request, so a client cannot spread its load over made-up terminals; and it
+// is checked first, so a request the terminal refuses costs the operator
+// nothing. Terminal ids are chosen by clients, hence scoped by station.
+func (s *Server) allow(ctx context.Context, p auth.Principal) error {
+	limited := func(which string, d ratelimit.Decision) error {
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "too many requests from this " + which + "; slow down", RetryAfter: d.RetryAfter,
+			Details: map[string]any{"limit": which}}
+	}
+	if p.Terminal != "" && s.terminalLimit.Rate > 0 {
+		if d := s.limiter.Allow(ctx, "term:"+p.StationID+":"+p.Terminal, s.terminalLimit); !d.Allowed {
+			return limited("terminal", d)
+		}
+	}
+	if d := s.limiter.Allow(ctx, "op:"+p.ID, s.operatorLimit); !d.Allowed {
+		return limited("operator", d)
+	}
+	return nil
 }
 
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {

@@ -20,7 +20,10 @@ import (
 type Config struct {
 	MaxBodyBytes      int64
 	LoginPerMinute    int
-	RequestsPerSecond int
+	RequestsPerSecond int // per operator
+	// TerminalRequestsPerSecond limits each terminal named at login,
+	// whoever is logged in on it; 0 turns the terminal limit off.
+	TerminalRequestsPerSecond int
 }
 
 // Check is one readiness probe: nil when the dependency is usable.
@@ -50,6 +53,7 @@ type Server struct {
 	ready         map[string]Check
 	draining      atomic.Bool
 	operatorLimit ratelimit.Limit
+	terminalLimit ratelimit.Limit // zero Rate: no terminal limit
 	handler       http.Handler
 	sorting       *sorting.Service
 	releases      *sorting.Releases
@@ -71,6 +75,9 @@ func New(cfg Config, d Deps) *Server {
 		packing:       d.Packing,
 		outbox:        d.Outbox,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
+	}
+	if cfg.TerminalRequestsPerSecond > 0 {
+		s.terminalLimit = ratelimit.PerSecond(cfg.TerminalRequestsPerSecond)
 	}
 	var reg prometheus.Registerer
 	if d.Registry != nil {

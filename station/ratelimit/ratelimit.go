@@ -8,6 +8,7 @@ package ratelimit
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -35,10 +36,17 @@ type Decision struct {
 	Degraded   bool          // decided by the local fallback, Redis was unreachable
 }
 
+// redisPause is how long the limiter decides locally after Redis failed to
+// answer. Without it every request would wait out the Redis timeout (twice,
+// with a terminal and an operator limit) for as long as Redis is down.
+const redisPause = time.Second
+
 // Limiter decides per key. The zero value is not usable; use New.
 type Limiter struct {
 	redis  *redis_rate.Limiter
 	prefix string
+	// redisAfter is the UnixNano before which Redis is not asked again.
+	redisAfter atomic.Int64
 
 	mu    sync.Mutex
 	local map[string]*rate.Limiter
@@ -55,12 +63,15 @@ func New(rdb *redis.Client, prefix string) *Limiter {
 
 // Allow takes one event for key under limit.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) Decision {
-	if l.redis != nil {
+	if l.redis != nil && time.Now().UnixNano() >= l.redisAfter.Load() {
 		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		res, err := l.redis.Allow(rctx, l.prefix+"rl:"+key, redis_rate.Limit{Rate: limit.Rate, Period: limit.Period, Burst: limit.Burst})
 		cancel()
 		if err == nil {
 			return Decision{Allowed: res.Allowed > 0, RetryAfter: max(res.RetryAfter, 0)}
+		}
+		if ctx.Err() == nil { // the caller giving up says nothing about Redis
+			l.redisAfter.Store(time.Now().Add(redisPause).UnixNano())
 		}
 	}
 	return l.allowLocal(key, limit)

@@ -1,23 +1,28 @@
 package sorterapi
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // limiter admits a call when both the sorter and the instance are under
 // their concurrency limits. It never waits: a machine that is refused
 // retries at once or falls back on its own default chute, which beats an
 // answer that comes after the parcel has passed the divert point.
+//
+// Both counts change under one mutex, held for a few instructions. Separate
+// atomic counters would take a slot optimistically and hand it back when the
+// other limit refused, and in that instant refuse some other call while a
+// slot was in fact free; under load the count admitted would drift below the
+// limit.
 type limiter struct {
-	perSorter int64
-	global    int64
-	inflight  atomic.Int64
-	sorters   sync.Map // sorter id -> *atomic.Int64
+	perSorter int
+	global    int
+
+	mu       sync.Mutex
+	inflight int
+	sorters  map[string]int // sorter id -> calls in flight; absent when none
 }
 
 func newLimiter(perSorter, global int) *limiter {
-	return &limiter{perSorter: int64(perSorter), global: int64(global)}
+	return &limiter{perSorter: perSorter, global: global, sorters: make(map[string]int)}
 }
 
 // admission says which limit refused a call.
@@ -31,22 +36,26 @@ const (
 
 // acquire takes a slot; release must be called once when admitted.
 func (l *limiter) acquire(sorter string) (release func(), a admission) {
-	if l.inflight.Add(1) > l.global {
-		l.inflight.Add(-1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight >= l.global {
 		return nil, instanceFull
 	}
-	c, ok := l.sorters.Load(sorter)
-	if !ok {
-		c, _ = l.sorters.LoadOrStore(sorter, new(atomic.Int64))
-	}
-	n := c.(*atomic.Int64)
-	if n.Add(1) > l.perSorter {
-		n.Add(-1)
-		l.inflight.Add(-1)
+	if l.sorters[sorter] >= l.perSorter {
 		return nil, sorterFull
 	}
-	return func() {
-		n.Add(-1)
-		l.inflight.Add(-1)
-	}, admitted
+	l.inflight++
+	l.sorters[sorter]++
+	return func() { l.release(sorter) }, admitted
+}
+
+func (l *limiter) release(sorter string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	if n := l.sorters[sorter] - 1; n > 0 {
+		l.sorters[sorter] = n
+	} else {
+		delete(l.sorters, sorter)
+	}
 }

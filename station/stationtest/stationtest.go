@@ -84,6 +84,7 @@ func Start(t testing.TB, o Options) *Station {
 	cfg.Auth.LoginPerMinute = 1000
 	cfg.Auth.BcryptCost = 4 // the minimum: hashing is not what these tests test
 	cfg.Auth.RequestsPerSecond = 10000
+	cfg.Auth.TerminalRequestsPerSecond = 10000
 	cfg.Shutdown.Grace = 5 * time.Second
 	if o.Config != nil {
 		o.Config(&cfg)

@@ -352,6 +352,12 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 		if id := eval[string](tb, `document.activeElement.id`); id != "scan-input" {
 			t.Fatalf("focus on %q, want the scan field", id)
 		}
+		// The browser named itself as a terminal, once, and the session is
+		// bound to that name server-side (the per-terminal rate limit).
+		terminal := eval[string](tb, `localStorage.getItem('station.terminal.v1') || ''`)
+		if n := st.Count(`SELECT count(*) FROM auth_tokens WHERE operator_id = 'op1' AND terminal_id = $1`, terminal); terminal == "" || n == 0 {
+			t.Fatalf("terminal id %q in the browser, %d sessions bound to it", terminal, n)
+		}
 		// The console is for ops only.
 		tb.do(
 			chromedp.Navigate(st.URL+"/ops"),

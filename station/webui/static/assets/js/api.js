@@ -24,6 +24,25 @@ function clearSession(key) {
   localStorage.removeItem(key);
 }
 
+// terminalID names this browser as a terminal: made once and kept, so every
+// session opened here shares one terminal rate limit on the server. Without
+// storage the login goes without one (the operator's own limit still holds).
+const TERMINAL_KEY = 'station.terminal.v1';
+export function terminalID() {
+  try {
+    let id = localStorage.getItem(TERMINAL_KEY);
+    if (!id || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+      const b = new Uint8Array(8);
+      crypto.getRandomValues(b);
+      id = 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+      localStorage.setItem(TERMINAL_KEY, id);
+    }
+    return id;
+  } catch {
+    return undefined;
+  }
+}
+
 // Answer: {ok, status, data, error: {code, message, details}, network, blob}.
 export class API {
   // sessionKey names the page's session in localStorage; onNetwork(ok) hears
@@ -41,7 +60,7 @@ export class API {
   }
 
   async login(operatorID, password) {
-    const a = await this.request('POST', '/api/v1/auth/login', {operator_id: operatorID, password}, {auth: false});
+    const a = await this.request('POST', '/api/v1/auth/login', {operator_id: operatorID, password, terminal_id: terminalID()}, {auth: false});
     if (a.ok) {
       this.session = a.data;
       saveSession(this.key, a.data);
