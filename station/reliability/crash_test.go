@@ -335,60 +335,19 @@ func checkDelivery(t testing.TB, db *pgxpool.Pool, stored []sim.RecordedEvent, a
 
 	// The order center: the same events, each stored once, per parcel in
 	// commit order.
-	r.stored = len(stored)
-	storedByID := map[string]sim.RecordedEvent{}
-	storedOrder := map[string][]string{} // tracking no -> event ids in arrival order
+	ev := compareEvents(t, events, stored)
+	r.stored, r.lost, r.extra, r.storedTwice, r.outOfOrder, r.redelivered = ev.stored, ev.lost, ev.extra, ev.storedTwice, ev.outOfOrder, ev.redelivered
+	storedTypes := map[string][]string{} // tracking no -> event types in arrival order
 	for _, e := range stored {
-		if _, dup := storedByID[e.EventID]; dup {
-			r.storedTwice++
-			t.Errorf("event %s stored twice", e.EventID)
-		}
-		storedByID[e.EventID] = e
-		storedOrder[e.TrackingNo] = append(storedOrder[e.TrackingNo], e.EventID)
-		r.redelivered += e.Duplicates
+		storedTypes[e.TrackingNo] = append(storedTypes[e.TrackingNo], e.Type)
 	}
-	committedOrder := map[string][]string{}
-	committed := map[string]bool{}
-	for _, e := range events {
-		committed[e.EventID] = true
-		committedOrder[e.TrackingNo] = append(committedOrder[e.TrackingNo], e.EventID)
-		got, ok := storedByID[e.EventID]
-		if !ok {
-			r.lost++
-			if r.lost <= 5 {
-				t.Errorf("event %s (%s %s) never reached the order center", e.EventID, e.Type, e.TrackingNo)
-			}
-			continue
-		}
-		if got.TrackingNo != e.TrackingNo || got.Type != e.Type || got.StationID != e.StationID {
-			t.Errorf("event %s stored as %s %s at %s, committed as %s %s at %s", e.EventID,
-				got.Type, got.TrackingNo, got.StationID, e.Type, e.TrackingNo, e.StationID)
-		}
-	}
-	for id := range storedByID {
-		if !committed[id] {
-			r.extra++
-			t.Errorf("order center holds event %s that no committed work order wrote", id)
-		}
-	}
-	for tn, want := range committedOrder {
-		got := storedOrder[tn]
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			r.outOfOrder++
-			if r.outOfOrder <= 5 {
-				t.Errorf("parcel %s: events stored in order %v, committed %v", tn, got, want)
-			}
-			continue
-		}
+	for tn, got := range storedTypes {
 		// Receive was acknowledged before sort was sent: its event, an
 		// arrival or an exception, comes first.
-		if len(got) != 2 || storedByID[got[1]].Type == "arrived" || storedByID[got[0]].Type == "sorted" {
+		if len(got) != 2 || got[1] == "arrived" || got[0] == "sorted" {
 			r.outOfOrder++
 			t.Errorf("parcel %s: stored %v, want the receive's event before the sort's", tn, got)
 		}
-	}
-	if r.lost > 0 {
-		t.Errorf("%d of %d committed events lost", r.lost, len(events))
 	}
 	return r
 }
