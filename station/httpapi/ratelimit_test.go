@@ -336,7 +336,7 @@ func TestConcurrentLoadAdmitsTheBudgetAndRefusesTheRest(t *testing.T) {
 						term, admitted[term], elapsed, terminalRPS, admissible(terminalRPS, elapsed))
 				}
 			}
-			t.Logf("%d requests from %d clients on %d terminals in %v: admitted %v, refused %v (budget %d/s each)",
+			t.Logf("REPORT per-terminal limit, %s: %d requests from %d clients on %d terminals in %v: admitted %v, refused 429 with Retry-After %v (budget %d/s each), no 5xx", t.Name(),
 				terminals*workers*perWorker, terminals*workers, terminals, elapsed.Round(time.Millisecond), admitted, refused, terminalRPS)
 		})
 	}
@@ -382,5 +382,5 @@ func TestConcurrentLoadOnOneOperatorAdmitsItsBudget(t *testing.T) {
 	if ok := counts[http.StatusOK]; ok < operatorRPS || ok > admissible(operatorRPS, elapsed) {
 		t.Fatalf("%d admitted in %v, want the operator's budget %d (at most %d with refill)", ok, elapsed, operatorRPS, admissible(operatorRPS, elapsed))
 	}
-	t.Logf("%d requests from %d clients in %v: %v", workers*perWorker, workers, elapsed.Round(time.Millisecond), counts)
+	t.Logf("REPORT per-operator limit: %d requests from %d clients in %v, answers by status %v (budget %d/s)", workers*perWorker, workers, elapsed.Round(time.Millisecond), counts, operatorRPS)
 }

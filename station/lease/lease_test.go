@@ -18,6 +18,7 @@ import (
 
 	"github.com/expresshub/station/migrations/dbtest"
 	"github.com/expresshub/station/station/lease"
+	"github.com/expresshub/station/station/stationtest/linkproxy"
 )
 
 func holders(t *testing.T, db lease.DB, n int) []*lease.Holder {
@@ -348,7 +349,7 @@ func TestAnUnreachableDatabaseCancelsTheJobWithinTheTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newCutProxy(t, net.JoinHostPort(pc.ConnConfig.Host, strconv.Itoa(int(pc.ConnConfig.Port))))
+	proxy := linkproxy.New(t, net.JoinHostPort(pc.ConnConfig.Host, strconv.Itoa(int(pc.ConnConfig.Port))))
 	host, port, _ := net.SplitHostPort(proxy.Addr())
 	p, _ := strconv.Atoi(port)
 	pc.ConnConfig.Host, pc.ConnConfig.Port = host, uint16(p)

@@ -24,5 +24,6 @@
 // re-drive them.
 //
 // It must never decide what an event says (package workorder writes them)
-// and never delete outbox rows.
+// and never deletes outbox rows: delivered ones are pruned after
+// relay.retain by a singleton job (station/app, behind a lease).
 package relay

@@ -21,19 +21,20 @@ import (
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
+	"github.com/expresshub/station/station/stationtest/linkproxy"
 )
 
 // behindProxy starts a station whose PostgreSQL link runs through a proxy
 // the test can cut.
-func behindProxy(t *testing.T, mutate func(*config.Config)) (*stationtest.Station, *linkProxy) {
+func behindProxy(t *testing.T, mutate func(*config.Config)) (*stationtest.Station, *linkproxy.Proxy) {
 	t.Helper()
-	var proxy *linkProxy
+	var proxy *linkproxy.Proxy
 	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
 		u, err := url.Parse(c.Database.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		proxy = newLinkProxy(t, u.Host)
+		proxy = linkproxy.New(t, u.Host)
 		u.Host = proxy.Addr()
 		c.Database.URL = u.String()
 		if mutate != nil {

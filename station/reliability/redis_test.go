@@ -11,6 +11,7 @@ import (
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
+	"github.com/expresshub/station/station/stationtest/linkproxy"
 )
 
 // TestRedisOutageKeepsScanningPackingAndRelaying cuts the link to Redis
@@ -20,9 +21,9 @@ import (
 // serves on, and the order center holds every committed event exactly once.
 func TestRedisOutageKeepsScanningPackingAndRelaying(t *testing.T) {
 	t.Parallel()
-	var proxy *linkProxy
+	var proxy *linkproxy.Proxy
 	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
-		proxy = newLinkProxy(t, c.Redis.Addr)
+		proxy = linkproxy.New(t, c.Redis.Addr)
 		c.Redis.Addr = proxy.Addr()
 		c.Auth.LoginPerMinute = 5
 	}})

@@ -237,7 +237,7 @@ func TestPerSorterLimitUnderConcurrentLoad(t *testing.T) {
 	if ok != perSorter || maxTotal != perSorter {
 		t.Fatalf("%d answered, at most %d in flight; want %d and %d", ok, maxTotal, perSorter, perSorter)
 	}
-	t.Logf("%d concurrent calls of one sorter: %d admitted, %d ResourceExhausted, at most %d in flight", calls, ok, calls-ok, maxTotal)
+	t.Logf("REPORT per-sorter limit: %d concurrent calls of one sorter: %d admitted, %d ResourceExhausted, at most %d in flight", calls, ok, calls-ok, maxTotal)
 }
 
 func TestGlobalLimitUnderConcurrentLoadFromManySorters(t *testing.T) {
@@ -273,7 +273,7 @@ func TestGlobalLimitUnderConcurrentLoadFromManySorters(t *testing.T) {
 			t.Errorf("sorter %s had %d calls in flight, over its limit %d", s, n, perSorter)
 		}
 	}
-	t.Logf("%d concurrent calls from %d sorters: %d admitted, refused by reason %v, at most %d in flight (per sorter %v)",
+	t.Logf("REPORT global limit: %d concurrent calls from %d sorters: %d admitted, refused by reason %v, at most %d in flight (per sorter %v)",
 		len(sorters)*calls, len(sorters), ok, reasons, maxTotal, bySorter)
 }
 

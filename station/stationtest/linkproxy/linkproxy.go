@@ -1,4 +1,9 @@
-package reliability
+// Package linkproxy is a loopback TCP forwarder for tests: put it between
+// a component and a real PostgreSQL or Redis, then Cut and Restore the link
+// to play an outage without touching the machine's server. (Latency, loss
+// and stalls are toxiproxy's job, in station/reliability; this is the
+// dependency-free cut that unit tests need.)
+package linkproxy
 
 import (
 	"errors"
@@ -8,10 +13,10 @@ import (
 	"testing"
 )
 
-// linkProxy is a loopback TCP forwarder in front of a real server
+// Proxy is a loopback TCP forwarder in front of a real server
 // (PostgreSQL, Redis) that a test can cut and restore, to play an outage
 // without touching the machine's server.
-type linkProxy struct {
+type Proxy struct {
 	target string
 	lis    net.Listener
 
@@ -21,15 +26,15 @@ type linkProxy struct {
 	wg    sync.WaitGroup
 }
 
-// newLinkProxy listens on 127.0.0.1:0 and forwards to target until the
+// New listens on 127.0.0.1:0 and forwards to target until the
 // test ends.
-func newLinkProxy(t testing.TB, target string) *linkProxy {
+func New(t testing.TB, target string) *Proxy {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &linkProxy{target: target, lis: lis, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, lis: lis, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
@@ -41,11 +46,11 @@ func newLinkProxy(t testing.TB, target string) *linkProxy {
 }
 
 // Addr is where clients connect instead of the target.
-func (p *linkProxy) Addr() string { return p.lis.Addr().String() }
+func (p *Proxy) Addr() string { return p.lis.Addr().String() }
 
 // Cut drops every open connection and refuses new ones (they are closed at
 // once), like a server that went away: clients see resets, not silence.
-func (p *linkProxy) Cut() {
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	p.cut = true
 	p.mu.Unlock()
@@ -53,13 +58,13 @@ func (p *linkProxy) Cut() {
 }
 
 // Restore forwards new connections again.
-func (p *linkProxy) Restore() {
+func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
 	p.mu.Unlock()
 }
 
-func (p *linkProxy) closeAll() {
+func (p *Proxy) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
@@ -68,7 +73,7 @@ func (p *linkProxy) closeAll() {
 	clear(p.conns)
 }
 
-func (p *linkProxy) track(cs ...net.Conn) bool {
+func (p *Proxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cut {
@@ -80,7 +85,7 @@ func (p *linkProxy) track(cs ...net.Conn) bool {
 	return true
 }
 
-func (p *linkProxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		client, err := p.lis.Accept()
