@@ -40,17 +40,20 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		return ReceiveOutcome{}, err
 	}
 	hash := workorder.RequestHash("receive", string(tn))
-	if body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash); err == nil {
-		return receiptReplay(body)
-	} else if !errors.Is(err, workorder.ErrNotFound) {
-		return ReceiveOutcome{}, err
-	}
+	// As in Sort: the read-only flow runs while the replay check answers.
+	pending := workorder.StartReplay(ctx, s.db, scan.StationID, scan.ScanID, hash)
 	flow, err := s.flows.Latest(ReceiveFlow)
 	if err != nil {
+		if body, found, rerr := pending.Wait(); rerr != nil || found {
+			return replayOr(body, rerr)
+		}
 		return ReceiveOutcome{}, err
 	}
 	_, runErr := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(scan.StationID)},
 		dag.Options{Metrics: s.metrics})
+	if body, found, rerr := pending.Wait(); rerr != nil || found {
+		return replayOr(body, rerr)
+	}
 	rc := Receipt{TrackingNo: string(tn), StationID: scan.StationID, Accepted: runErr == nil}
 	if runErr != nil {
 		var exc *Exception
@@ -98,6 +101,14 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
 	}
 	return ReceiveOutcome{Receipt: rc, Body: body}, nil
+}
+
+// replayOr is the stored receipt, or the replay check's error.
+func replayOr(body []byte, err error) (ReceiveOutcome, error) {
+	if err != nil {
+		return ReceiveOutcome{}, err
+	}
+	return receiptReplay(body)
 }
 
 func receiptReplay(body []byte) (ReceiveOutcome, error) {

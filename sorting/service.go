@@ -135,22 +135,43 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 		return Outcome{}, err
 	}
 	hash := workorder.RequestHash("sort", string(tn))
-	if body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash); err == nil {
-		return replayed(body)
-	} else if !errors.Is(err, workorder.ErrNotFound) {
-		return Outcome{}, err
+	// The flow only reads, so it runs while the replay check is answered;
+	// a replay's run is thrown away.
+	pending := workorder.StartReplay(ctx, s.db, scan.StationID, scan.ScanID, hash)
+	// stored is the answer when the scan id was seen before (or the check
+	// failed); it comes before any other outcome, as a retry must get the
+	// first answer whatever changed since.
+	stored := func() (Outcome, bool, error) {
+		body, found, err := pending.Wait()
+		if err != nil {
+			return Outcome{}, true, err
+		}
+		if !found {
+			return Outcome{}, false, nil
+		}
+		o, err := replayed(body)
+		return o, true, err
 	}
 	// The chute map is checked first: without one no parcel can be sorted
 	// and the supervisor must be told, not every parcel sent to exceptions.
 	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
+		if o, done, rerr := stored(); done {
+			return o, rerr
+		}
 		return Outcome{}, err
 	}
 	plan, shadow, err := s.chooseFlow(scan.StationID, tn)
 	if err != nil {
+		if o, done, rerr := stored(); done {
+			return o, rerr
+		}
 		return Outcome{}, err
 	}
 	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
-	shadow(res, run)
+	shadow(res, run) // a replay's run is still a fair comparison of the two flows
+	if o, done, err := stored(); done {
+		return o, err
+	}
 	if opts.Trace {
 		res.Trace = &run.Trace
 	}
