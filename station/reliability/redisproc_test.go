@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,14 +17,9 @@ import (
 // nothing on disk: a restart comes back empty, as after a failover to a
 // fresh replica.
 type redisProc struct {
-	bin     string
-	Addr    string
-	logPath string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	starts int
+	child
+	bin  string
+	Addr string
 }
 
 // startRedisProc runs redis-server on a free loopback port; the test fails
@@ -37,7 +30,7 @@ func startRedisProc(t testing.TB) *redisProc {
 	if err != nil {
 		t.Fatalf("redis-server is needed to stop and restart Redis: %v", err)
 	}
-	r := &redisProc{bin: bin, Addr: freeAddr(t), logPath: filepath.Join(t.TempDir(), "redis.log")}
+	r := &redisProc{bin: bin, Addr: freeAddr(t), child: child{logPath: filepath.Join(t.TempDir(), "redis.log")}}
 	t.Cleanup(func() { r.signal(syscall.SIGKILL) })
 	if err := r.start(); err != nil {
 		t.Fatal(err)
@@ -48,31 +41,15 @@ func startRedisProc(t testing.TB) *redisProc {
 // start runs the server on its port and waits until it answers PING.
 func (r *redisProc) start() error {
 	_, port, _ := net.SplitHostPort(r.Addr)
-	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	exited, err := r.launch(exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", filepath.Dir(r.logPath)))
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-		"--dir", filepath.Dir(r.logPath))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	r.mu.Lock()
-	r.cmd, r.exited = cmd, exited
-	r.starts++
-	r.mu.Unlock()
 	for range 200 { // 10s
 		select {
 		case <-exited:
-			b, _ := os.ReadFile(r.logPath)
-			return fmt.Errorf("redis-server exited during start-up:\n%s", tail(string(b), 20))
+			return fmt.Errorf("redis-server exited during start-up:\n%s", tail(r.logs(), 20))
 		default:
 		}
 		if pingRedis(r.Addr) == nil {
@@ -85,23 +62,6 @@ func (r *redisProc) start() error {
 
 // stop shuts the server down with SIGTERM, as an orchestrator would.
 func (r *redisProc) stop() { r.signal(syscall.SIGTERM) }
-
-func (r *redisProc) signal(sig syscall.Signal) {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
 
 // pingRedis speaks just enough RESP to know the server is serving.
 func pingRedis(addr string) error {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,12 +24,7 @@ type serveProc struct {
 	env      []string
 	URL      string // http://127.0.0.1:port
 	GRPCAddr string
-	logPath  string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	starts int
+	child
 }
 
 // serveEnv is what a station process is pointed at.
@@ -74,7 +68,7 @@ func newServe(t testing.TB, e serveEnv) *serveProc {
 		env:      append(e.vars(), "STATION_HTTP_ADDR="+httpAddr, "STATION_GRPC_ADDR="+grpcAddr),
 		URL:      "http://" + httpAddr,
 		GRPCAddr: grpcAddr,
-		logPath:  filepath.Join(t.TempDir(), "station.log"),
+		child:    child{logPath: filepath.Join(t.TempDir(), "station.log")},
 	}
 	t.Cleanup(func() {
 		p.kill()
@@ -95,26 +89,12 @@ func (p *serveProc) start() {
 
 // startErr is start for goroutines other than the test's.
 func (p *serveProc) startErr() error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd := exec.Command(p.bin, "serve", "--migrate")
+	cmd.Env = p.env
+	exited, err := p.launch(cmd)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(p.bin, "serve", "--migrate")
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
-	p.starts++
-	p.mu.Unlock()
 
 	hc := &http.Client{Timeout: time.Second}
 	defer hc.CloseIdleConnections()
@@ -142,28 +122,6 @@ func (p *serveProc) kill() { p.signal(syscall.SIGKILL) }
 
 // stop sends SIGTERM and waits for the graceful exit, killing after 10s.
 func (p *serveProc) stop() { p.signal(syscall.SIGTERM) }
-
-func (p *serveProc) signal(sig syscall.Signal) {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
-
-func (p *serveProc) logs() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
-}
 
 // runStation runs a one-shot station command (operator add, ...) and
 // returns its combined output.
