@@ -5,8 +5,7 @@
 //
 // It sits below sorting, packing and station so that each of them can record
 // its operations atomically with its own rows: in the caller's transaction
-// (Record), in one it opens around the caller's statements (Commit), or, for
-// operations that only insert, in one pipelined round trip that PostgreSQL
-// runs as an implicit transaction (CommitBatch). It never talks to the order
+// (Record), or, for operations that only insert, in one pipelined round trip
+// that PostgreSQL runs as an implicit transaction (CommitBatch). It never talks to the order
 // center: the relay in station does that.
 package workorder

@@ -269,40 +269,6 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// IsUniqueViolation reports whether err is a PostgreSQL unique violation.
-func IsUniqueViolation(err error) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505"
-}
-
-// DB is what Commit needs: a pool (or a connection).
-type DB interface {
-	Querier
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
-// Commit records o and runs write, the operation's own rows, in one
-// transaction: all of it or none. When a concurrent request with the same
-// scan id committed first, nothing is written and that request's stored
-// response is returned with replayed set (or ErrScanIDReused when its request
-// differed).
-func Commit(ctx context.Context, db DB, o Order, write func(tx pgx.Tx) error) (body []byte, replayed bool, err error) {
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if err := Record(ctx, tx, o); err != nil {
-			return err
-		}
-		return write(tx)
-	})
-	if errors.Is(err, ErrDuplicateScan) {
-		body, err := Replay(ctx, db, o.StationID, o.ScanID, o.RequestHash)
-		return body, err == nil, err
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return o.Response, false, nil
-}
-
 // Batcher is what CommitBatch needs: a pool (or a connection outside a
 // transaction).
 type Batcher interface {
@@ -310,8 +276,9 @@ type Batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// CommitBatch is Commit in one round trip, for operations whose own rows
-// need nothing read first: the per-parcel locks, the work order, its events
+// CommitBatch records o and the operation's own rows in one transaction and
+// one round trip, for operations whose rows need nothing read first: the
+// per-parcel locks, the work order, its events
 // and the statements that write queues on the batch are sent to PostgreSQL
 // together and run as one implicit transaction, committed after the last
 // statement (one commit, one WAL flush, and no BEGIN or COMMIT to wait
@@ -322,8 +289,7 @@ type Batcher interface {
 // returns, and what they saw counts only if err is nil. A scan id already
 // recorded fails the work order's insert on its unique key, which aborts the
 // batch: nothing is written, and the stored response is returned with
-// replayed set (or ErrScanIDReused when its request differed), as Commit
-// does.
+// replayed set (or ErrScanIDReused when its request differed).
 func CommitBatch(ctx context.Context, db Batcher, o Order, write func(b *pgx.Batch)) (body []byte, replayed bool, err error) {
 	batch := &pgx.Batch{}
 	if err := queueRecord(batch, o, false, nil); err != nil {
