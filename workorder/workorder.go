@@ -100,13 +100,16 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// lookupSQL runs before every recorded operation (the replay check) and
+// must stay a read of the unique key at any table size; see
+// TestLookupPlanUsesScanKey.
+const lookupSQL = `SELECT id, request_hash, outcome, response, created_at
+	FROM work_orders WHERE station_id = $1 AND scan_id = $2`
+
 // Lookup finds the work order recorded for (station, scan id).
 func Lookup(ctx context.Context, q Querier, stationID, scanID string) (Stored, error) {
 	var s Stored
-	err := q.QueryRow(ctx,
-		`SELECT id, request_hash, outcome, response, created_at
-		   FROM work_orders WHERE station_id = $1 AND scan_id = $2`,
-		stationID, scanID).Scan(&s.ID, &s.RequestHash, &s.Outcome, &s.Response, &s.CreatedAt)
+	err := q.QueryRow(ctx, lookupSQL, stationID, scanID).Scan(&s.ID, &s.RequestHash, &s.Outcome, &s.Response, &s.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Stored{}, ErrNotFound
 	}
