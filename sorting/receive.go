@@ -40,20 +40,17 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		return ReceiveOutcome{}, err
 	}
 	hash := workorder.RequestHash("receive", string(tn))
-	// As in Sort: the read-only flow runs while the replay check answers.
-	pending := workorder.StartReplay(ctx, s.db, scan.StationID, scan.ScanID, hash)
+	// As in Sort: a retry is found when the receipt is recorded.
 	flow, err := s.flows.Latest(ReceiveFlow)
 	if err != nil {
-		if body, found, rerr := pending.Wait(); rerr != nil || found {
+		body, found, rerr := s.prior(ctx, scan, hash)
+		if rerr != nil || found {
 			return replayOr(body, rerr)
 		}
 		return ReceiveOutcome{}, err
 	}
 	_, runErr := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(scan.StationID)},
 		dag.Options{Metrics: s.metrics})
-	if body, found, rerr := pending.Wait(); rerr != nil || found {
-		return replayOr(body, rerr)
-	}
 	rc := Receipt{TrackingNo: string(tn), StationID: scan.StationID, Accepted: runErr == nil}
 	if runErr != nil {
 		var exc *Exception

@@ -135,43 +135,21 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 		return Outcome{}, err
 	}
 	hash := workorder.RequestHash("sort", string(tn))
-	// The flow only reads, so it runs while the replay check is answered;
-	// a replay's run is thrown away.
-	pending := workorder.StartReplay(ctx, s.db, scan.StationID, scan.ScanID, hash)
-	// stored is the answer when the scan id was seen before (or the check
-	// failed); it comes before any other outcome, as a retry must get the
-	// first answer whatever changed since.
-	stored := func() (Outcome, bool, error) {
-		body, found, err := pending.Wait()
-		if err != nil {
-			return Outcome{}, true, err
-		}
-		if !found {
-			return Outcome{}, false, nil
-		}
-		o, err := replayed(body)
-		return o, true, err
-	}
+	// A retried scan is found by the work order's unique key when the sort
+	// is recorded (record replays the stored answer), so a new scan costs no
+	// lookup; only a sort that ends without an answer of its own asks
+	// whether there was a first one.
 	// The chute map is checked first: without one no parcel can be sorted
 	// and the supervisor must be told, not every parcel sent to exceptions.
 	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
-		if o, done, rerr := stored(); done {
-			return o, rerr
-		}
-		return Outcome{}, err
+		return s.priorSort(ctx, scan, hash, err)
 	}
 	plan, shadow, err := s.chooseFlow(scan.StationID, tn)
 	if err != nil {
-		if o, done, rerr := stored(); done {
-			return o, rerr
-		}
-		return Outcome{}, err
+		return s.priorSort(ctx, scan, hash, err)
 	}
 	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
-	shadow(res, run) // a replay's run is still a fair comparison of the two flows
-	if o, done, err := stored(); done {
-		return o, err
-	}
+	shadow(res, run) // a retry's run is still a fair comparison of the two flows
 	if opts.Trace {
 		res.Trace = &run.Trace
 	}
@@ -234,6 +212,31 @@ func (s *Service) validate(scan Scan) (TrackingNo, error) {
 		return "", fmt.Errorf("%w: at most 128 characters", ErrMissingScanID)
 	}
 	return ParseTrackingNo(scan.TrackingNo)
+}
+
+// priorSort answers a sort that could not run with the answer stored for its
+// scan id, if there is one: a retry gets the first answer whatever changed
+// since. Otherwise it is failed's error.
+func (s *Service) priorSort(ctx context.Context, scan Scan, hash []byte, failed error) (Outcome, error) {
+	body, found, err := s.prior(ctx, scan, hash)
+	switch {
+	case err != nil:
+		return Outcome{}, err
+	case found:
+		return replayed(body)
+	default:
+		return Outcome{}, failed
+	}
+}
+
+// prior is the stored answer of a scan id seen before (found), or not found
+// for a new one.
+func (s *Service) prior(ctx context.Context, scan Scan, hash []byte) (body []byte, found bool, err error) {
+	body, err = workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
+	if errors.Is(err, workorder.ErrNotFound) {
+		return nil, false, nil
+	}
+	return body, err == nil, err
 }
 
 func replayed(body []byte) (Outcome, error) {

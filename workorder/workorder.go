@@ -133,41 +133,6 @@ func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byt
 	return s.Response, nil
 }
 
-// PendingReplay is a Replay running beside the work it may make moot.
-type PendingReplay struct {
-	done chan struct{}
-	body []byte
-	err  error
-}
-
-// StartReplay begins Replay in its own goroutine, so an operation can run
-// its (read-only) work at the same time: a replay is a terminal's retry and
-// rare, and the lookup's round trip then adds nothing to a new request's
-// latency. Wait must be called before the operation writes anything; the
-// goroutine ends with the lookup, which ctx bounds.
-func StartReplay(ctx context.Context, q Querier, stationID, scanID string, hash []byte) *PendingReplay {
-	p := &PendingReplay{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.body, p.err = Replay(ctx, q, stationID, scanID, hash)
-	}()
-	return p
-}
-
-// Wait returns Replay's answer: the stored response and true for a replay,
-// false for a new scan id, or an error (ErrScanIDReused among them).
-func (p *PendingReplay) Wait() ([]byte, bool, error) {
-	<-p.done
-	switch {
-	case p.err == nil:
-		return p.body, true, nil
-	case errors.Is(p.err, ErrNotFound):
-		return nil, false, nil
-	default:
-		return nil, false, p.err
-	}
-}
-
 // Record inserts the work order and its events in tx. When the scan id is
 // already taken it returns ErrDuplicateScan and the caller must roll back and
 // Replay. Events of one parcel are serialised with a transaction-scoped

@@ -152,7 +152,7 @@ func TestCommitBatchIsAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestStartReplayAnswersNewSeenAndReused(t *testing.T) {
+func TestReplayAnswersNewSeenAndReused(t *testing.T) {
 	db := dbtest.Pool(t)
 	ctx := context.Background()
 	var got int
@@ -162,23 +162,16 @@ func TestStartReplayAnswersNewSeenAndReused(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, scanID, tn string
-		found            bool
 		body             string
 		err              error
 	}{
-		{"a new scan id", "scan-new", "SG1000000005", false, "", nil},
-		{"a retry", "scan-r", "SG1000000005", true, `{"first":true}`, nil},
-		{"the scan id on another parcel", "scan-r", "SG1000000006", false, "", workorder.ErrScanIDReused},
+		{"a new scan id", "scan-new", "SG1000000005", "", workorder.ErrNotFound},
+		{"a retry", "scan-r", "SG1000000005", `{"first":true}`, nil},
+		{"the scan id on another parcel", "scan-r", "SG1000000006", "", workorder.ErrScanIDReused},
 	} {
-		p := workorder.StartReplay(ctx, db, "SG-H01", c.scanID, workorder.RequestHash("sort", c.tn))
-		body, found, err := p.Wait()
-		if found != c.found || string(body) != c.body || !errors.Is(err, c.err) {
-			t.Errorf("%s: %q %v %v, want %q %v %v", c.name, body, found, err, c.body, c.found, c.err)
-		}
-		// Waiting again gives the same answer (a caller may wait on more
-		// than one path).
-		if b2, f2, e2 := p.Wait(); string(b2) != string(body) || f2 != found || !errors.Is(e2, c.err) {
-			t.Errorf("%s: second Wait %q %v %v", c.name, b2, f2, e2)
+		body, err := workorder.Replay(ctx, db, "SG-H01", c.scanID, workorder.RequestHash("sort", c.tn))
+		if string(body) != c.body || !errors.Is(err, c.err) {
+			t.Errorf("%s: %q %v, want %q %v", c.name, body, err, c.body, c.err)
 		}
 	}
 }

@@ -100,8 +100,8 @@ func BenchmarkManualSort(b *testing.B) {
 
 // BenchmarkSortThroughput: sorts per second with persistence and zero
 // simulated latency, next to a bare pgx loop inserting the same rows (work
-// order, tracking event, sort result with the same payloads, one
-// transaction each): the database's own limit on this machine. Both run
+// order, tracking event, sort result with the same payloads and the belt's
+// tombstone, one transaction each): the database's own limit on this machine. Both run
 // from the same number of concurrent workers on the same database,
 // alternating in two rounds so drift on the shared machine hits both.
 func BenchmarkSortThroughput(b *testing.B) {
@@ -171,9 +171,14 @@ func bareInsert(ctx context.Context, st *stationtest.Station, tn string, seq int
 			VALUES ($1, $2, $3, 'SG-H01', 'sorted', 'op1', $4, $5)`, workorder.NewID(), id, tn, at, payload); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
+		if _, err := tx.Exec(ctx, `INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			flow, flow_version, degraded, trace, source, created_at)
-			VALUES ($1, $1, 'SG-H01', $2, 'SG-L01', 3, NULL, NULL, 'full', 1, '[]', $3, 'manual', $4)`, id, tn, trace, at)
+			VALUES ($1, $1, 'SG-H01', $2, 'SG-L01', 3, NULL, NULL, 'full', 1, '[]', $3, 'manual', $4)`, id, tn, trace, at); err != nil {
+			return err
+		}
+		// The belt's tombstone of a parcel never pre-sorted.
+		_, err := tx.Exec(ctx, `INSERT INTO presort_results (station_id, tracking_no, flow, flow_version, source, sorted_at, expires_at, invalidated_at, redis_pending)
+			VALUES ('SG-H01', $1, '', 0, 'presort', '-infinity', $2, $3, false)`, tn, at.Add(time.Hour), at)
 		return err
 	})
 }

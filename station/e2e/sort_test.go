@@ -242,6 +242,32 @@ func TestReplayReturnsTheOriginalBytesAndWritesNothing(t *testing.T) {
 	st.Do("POST", "/api/v1/sort", st.Login("op2"), map[string]string{"tracking_no": sim.ViaStation("SG-H02", 0), "scan_id": "replay-1"}, http.StatusOK, nil)
 }
 
+// A retry gets the first answer even when the sort could not run now: the
+// replay is found by the scan id, not by recording a new answer.
+func TestReplayAnswersWhenTheSortCannotRunAnyMore(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	token := st.Login("op1")
+	sort := map[string]string{"tracking_no": sim.ViaStation("SG-H01", 0), "scan_id": "before-1"}
+	first := st.Send("POST", "/api/v1/sort", token, sort)
+	if first.Status != http.StatusOK {
+		t.Fatalf("first answer %d %s", first.Status, first.Body)
+	}
+	if _, err := st.App.DB().Exec(context.Background(), `DELETE FROM chute_maps WHERE station_id = 'SG-H01'`); err != nil {
+		t.Fatal(err)
+	}
+	st.App.Sorting().Chutes().Forget("SG-H01")
+	st.ExpectError("POST", "/api/v1/sort", token, map[string]string{"tracking_no": sim.ViaStation("SG-H01", 1), "scan_id": "after-1"},
+		http.StatusConflict, "no_chute_map")
+	again := st.Send("POST", "/api/v1/sort", token, sort)
+	if again.Status != http.StatusOK || string(again.Body) != string(first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry without a chute map: %d %s (replayed %q), want the first answer %s",
+			again.Status, again.Body, again.Header.Get("Idempotent-Replayed"), first.Body)
+	}
+	st.ExpectError("POST", "/api/v1/sort", token, map[string]string{"tracking_no": sim.ViaStation("SG-H01", 1), "scan_id": "before-1"},
+		http.StatusConflict, "scan_id_reused")
+}
+
 func TestConcurrentRequestsWithOneScanIDMakeOneWorkOrder(t *testing.T) {
 	t.Parallel()
 	st := stationtest.Start(t, stationtest.Options{})
