@@ -11,15 +11,39 @@ import (
 
 // Basic is the client of the basic (master data) service: sites, routes,
 // service areas, lane restrictions.
+// Found answers are kept for Config.Cache's TTL (a few seconds); a nil
+// cache means caching is disabled.
 type Basic struct {
 	rpc   downstreamv1.BasicServiceClient
 	ep    *endpoint
 	sites *flight.Group[string, Site] // nil: singleflight disabled
-	cache *siteCache                  // nil: site cache disabled
+
+	siteCache  *ttlCache[string, Site]
+	routeCache *ttlCache[routeKey, string]
+	areaCache  *ttlCache[areaKey, ServiceArea]
+	laneCache  *ttlCache[laneKey, LaneRestrictions]
 }
 
+type routeKey struct {
+	v2                bool
+	from, destination string
+	svc               ServiceType
+}
+
+type areaKey struct {
+	destination string
+	svc         ServiceType
+}
+
+type laneKey struct{ from, destination string }
+
 func newBasic(rpc downstreamv1.BasicServiceClient, ep *endpoint, cfg Config, m *metrics) *Basic {
-	b := &Basic{rpc: rpc, ep: ep, cache: newSiteCache(cfg.SiteCache, m)}
+	b := &Basic{rpc: rpc, ep: ep,
+		siteCache:  newTTLCache[string, Site]("site", cfg.Cache, m),
+		routeCache: newTTLCache[routeKey, string]("route", cfg.Cache, m),
+		areaCache:  newTTLCache[areaKey, ServiceArea]("service_area", cfg.Cache, m),
+		laneCache:  newTTLCache[laneKey, LaneRestrictions]("lane", cfg.Cache, m),
+	}
 	if !cfg.DisableSiteSingleflight {
 		// The shared lookup runs under GetSite's own cap, whoever waits.
 		b.sites = flight.New[string, Site](flight.Options{Name: "site", Timeout: ep.deadline("GetSite"), Metrics: m.flight})
@@ -28,19 +52,19 @@ func newBasic(rpc downstreamv1.BasicServiceClient, ep *endpoint, cfg Config, m *
 }
 
 // GetSite returns a site; ErrNotFound when unknown. A site found in the
-// last few seconds (Config.SiteCache) is answered from memory; concurrent
+// last few seconds (Config.Cache) is answered from memory; concurrent
 // lookups of a site that is not share one downstream call, and each caller
 // still returns at its own deadline.
 func (b *Basic) GetSite(ctx context.Context, siteID string) (Site, error) {
 	id := strings.ToUpper(strings.TrimSpace(siteID))
-	if s, ok := b.cache.get(id); ok {
+	if s, ok := b.siteCache.get(id); ok {
 		return s, nil
 	}
 	load := func(ctx context.Context) (Site, error) {
-		gen := b.cache.generation()
+		gen := b.siteCache.generation()
 		s, err := b.getSite(ctx, id)
 		if err == nil {
-			b.cache.put(id, s, gen)
+			b.siteCache.put(id, s, gen)
 		}
 		return s, err
 	}
@@ -62,7 +86,7 @@ func (b *Basic) GetSite(ctx context.Context, siteID string) (Site, error) {
 // the next GetSite asks the downstream afresh (a known change to the site).
 func (b *Basic) ForgetSite(siteID string) {
 	id := strings.ToUpper(strings.TrimSpace(siteID))
-	b.cache.forget(id)
+	b.siteCache.forget(id)
 	if b.sites != nil {
 		b.sites.Forget(id)
 	}
@@ -77,9 +101,17 @@ func (b *Basic) SiteLookupStats() flight.Stats {
 	return b.sites.Stats()
 }
 
-// SiteCacheStats are the counters of the site cache (zero when it is
+// BasicCacheStats are the counters of the basic service's caches.
+type BasicCacheStats struct {
+	Sites, Routes, ServiceAreas, Lanes CacheStats
+}
+
+// CacheStats are the counters of the caches (zero when caching is
 // disabled).
-func (b *Basic) SiteCacheStats() SiteCacheStats { return b.cache.stats() }
+func (b *Basic) CacheStats() BasicCacheStats {
+	return BasicCacheStats{Sites: b.siteCache.stats(), Routes: b.routeCache.stats(),
+		ServiceAreas: b.areaCache.stats(), Lanes: b.laneCache.stats()}
+}
 
 func (b *Basic) getSite(ctx context.Context, id string) (Site, error) {
 	resp, err := invoke(ctx, b.ep, "GetSite", func(ctx context.Context) (*downstreamv1.GetSiteResponse, error) {
@@ -106,6 +138,12 @@ func serviceTypePB(t ServiceType) downstreamv1.ServiceType {
 // GetRoute returns the next-hop site from a site towards a destination;
 // ErrNotFound when there is no route.
 func (b *Basic) GetRoute(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
+	return cached(b.routeCache, routeKey{false, from, destination, svc}, func() (string, error) {
+		return b.getRoute(ctx, from, destination, svc)
+	})
+}
+
+func (b *Basic) getRoute(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
 	resp, err := invoke(ctx, b.ep, "GetRoute", func(ctx context.Context) (*downstreamv1.GetRouteResponse, error) {
 		return b.rpc.GetRoute(ctx, &downstreamv1.GetRouteRequest{FromSiteId: from, DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
 	})
@@ -117,6 +155,12 @@ func (b *Basic) GetRoute(ctx context.Context, from, destination string, svc Serv
 
 // GetRouteV2 is GetRoute on the newer routing table.
 func (b *Basic) GetRouteV2(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
+	return cached(b.routeCache, routeKey{true, from, destination, svc}, func() (string, error) {
+		return b.getRouteV2(ctx, from, destination, svc)
+	})
+}
+
+func (b *Basic) getRouteV2(ctx context.Context, from, destination string, svc ServiceType) (string, error) {
 	resp, err := invoke(ctx, b.ep, "GetRouteV2", func(ctx context.Context) (*downstreamv1.GetRouteV2Response, error) {
 		return b.rpc.GetRouteV2(ctx, &downstreamv1.GetRouteV2Request{FromSiteId: from, DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
 	})
@@ -128,6 +172,12 @@ func (b *Basic) GetRouteV2(ctx context.Context, from, destination string, svc Se
 
 // CheckServiceArea tells whether a destination serves a service type.
 func (b *Basic) CheckServiceArea(ctx context.Context, destination string, svc ServiceType) (ServiceArea, error) {
+	return cached(b.areaCache, areaKey{destination, svc}, func() (ServiceArea, error) {
+		return b.checkServiceArea(ctx, destination, svc)
+	})
+}
+
+func (b *Basic) checkServiceArea(ctx context.Context, destination string, svc ServiceType) (ServiceArea, error) {
 	resp, err := invoke(ctx, b.ep, "CheckServiceArea", func(ctx context.Context) (*downstreamv1.CheckServiceAreaResponse, error) {
 		return b.rpc.CheckServiceArea(ctx, &downstreamv1.CheckServiceAreaRequest{DestinationSiteId: destination, ServiceType: serviceTypePB(svc)})
 	})
@@ -139,6 +189,12 @@ func (b *Basic) CheckServiceArea(ctx context.Context, destination string, svc Se
 
 // GetLaneRestrictions lists the goods categories not allowed on a lane.
 func (b *Basic) GetLaneRestrictions(ctx context.Context, from, destination string) (LaneRestrictions, error) {
+	return cached(b.laneCache, laneKey{from, destination}, func() (LaneRestrictions, error) {
+		return b.getLaneRestrictions(ctx, from, destination)
+	})
+}
+
+func (b *Basic) getLaneRestrictions(ctx context.Context, from, destination string) (LaneRestrictions, error) {
 	resp, err := invoke(ctx, b.ep, "GetLaneRestrictions", func(ctx context.Context) (*downstreamv1.GetLaneRestrictionsResponse, error) {
 		return b.rpc.GetLaneRestrictions(ctx, &downstreamv1.GetLaneRestrictionsRequest{FromSiteId: from, DestinationSiteId: destination})
 	})

@@ -39,8 +39,8 @@ func BenchmarkSiteLookup(b *testing.B) {
 			s := simtest.Start(b, simtest.WithLatency(sim.ProfileDefault))
 			set := dial(b, s, func(c *clients.Config) {
 				c.DisableSiteSingleflight = !tc.merge
-				c.SiteCache.Disabled = !tc.cache
-				c.SiteCache.TTL = 250 * time.Millisecond
+				c.Cache.Disabled = !tc.cache
+				c.Cache.TTL = 250 * time.Millisecond
 			})
 			sites := []string{"SG-H01", "SG-L01", "SG-L02", "SG-L03", "SG-L04", "SG-L07", "SG-H02", "SG-T01"}
 			const callers = 200
@@ -86,7 +86,7 @@ func BenchmarkSiteLookup(b *testing.B) {
 func BenchmarkMarketCalls(b *testing.B) {
 	s := simtest.Start(b, simtest.WithLatency(sim.ProfileDefault))
 	// Every call reaches the simulator, as in the flows before caching.
-	set := dial(b, s, func(c *clients.Config) { c.DisableSiteSingleflight, c.SiteCache.Disabled = true, true })
+	set := dial(b, s, func(c *clients.Config) { c.DisableSiteSingleflight, c.Cache.Disabled = true, true })
 	ctx := context.Background()
 	no := sim.TrackingNo("BR", sim.COD, 0)
 	if _, err := set.OrderCenter.Token(ctx); err != nil {

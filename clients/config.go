@@ -41,17 +41,19 @@ type Config struct {
 	// comparison in benchmarks; leave false).
 	DisableSiteSingleflight bool `mapstructure:"disable_site_singleflight" yaml:"disable_site_singleflight"`
 
-	// SiteCache keeps the sites the basic service found for a few seconds.
-	SiteCache SiteCacheConfig `mapstructure:"site_cache" yaml:"site_cache"`
+	// Cache keeps the basic service's answers (sites, routes, service
+	// areas, lane restrictions) for a few seconds.
+	Cache CacheConfig `mapstructure:"cache" yaml:"cache"`
 }
 
-// SiteCacheConfig shapes the cache of sites in front of GetSite. Sites
-// change rarely and Basic.ForgetSite drops a known change at once; unknown
-// sites and failures are never kept.
-type SiteCacheConfig struct {
-	// TTL is how long a found site is answered from memory.
+// CacheConfig shapes the caches in front of the basic service (master
+// data: sites, routes, service areas, lane restrictions). It changes
+// rarely, and Basic.ForgetSite drops a known site change at once; not-found
+// answers and failures are never kept.
+type CacheConfig struct {
+	// TTL is how long an answer is given from memory.
 	TTL time.Duration `mapstructure:"ttl" yaml:"ttl"`
-	// MaxEntries bounds the sites held; past it the oldest goes.
+	// MaxEntries bounds the answers held per kind; past it the oldest goes.
 	MaxEntries int `mapstructure:"max_entries" yaml:"max_entries"`
 	// Disabled sends every lookup on to singleflight and the downstream
 	// (for the benchmarks' baselines; leave false).
@@ -119,7 +121,7 @@ func DefaultConfig() Config {
 			Window:              10 * time.Second,
 			OpenFor:             5 * time.Second,
 		},
-		SiteCache: SiteCacheConfig{TTL: 5 * time.Second, MaxEntries: 4096},
+		Cache: CacheConfig{TTL: 5 * time.Second, MaxEntries: 4096},
 		Token: TokenConfig{
 			ClientID:      "station",
 			RefreshBefore: 30 * time.Second,
@@ -189,11 +191,11 @@ func (c Config) Validate() error {
 	if c.Retry.BudgetRatio < 0 || c.Retry.BudgetRatio > 1 {
 		return fmt.Errorf("clients: retry.budget_ratio %v: want 0..1", c.Retry.BudgetRatio)
 	}
-	if c.SiteCache.TTL < 0 || c.SiteCache.TTL > time.Hour {
-		return fmt.Errorf("clients: site_cache.ttl %v: want 0 (the default) up to 1h; a site change must show within the TTL", c.SiteCache.TTL)
+	if c.Cache.TTL < 0 || c.Cache.TTL > time.Hour {
+		return fmt.Errorf("clients: cache.ttl %v: want 0 (the default) up to 1h; a master-data change must show within the TTL", c.Cache.TTL)
 	}
-	if c.SiteCache.MaxEntries < 0 {
-		return fmt.Errorf("clients: site_cache.max_entries %d: want 0 (the default) or more", c.SiteCache.MaxEntries)
+	if c.Cache.MaxEntries < 0 {
+		return fmt.Errorf("clients: cache.max_entries %d: want 0 (the default) or more", c.Cache.MaxEntries)
 	}
 	return nil
 }
@@ -228,11 +230,11 @@ func (c Config) withDefaults() Config {
 	if c.Breaker.OpenFor <= 0 {
 		c.Breaker.OpenFor = d.Breaker.OpenFor
 	}
-	if c.SiteCache.TTL <= 0 {
-		c.SiteCache.TTL = d.SiteCache.TTL
+	if c.Cache.TTL <= 0 {
+		c.Cache.TTL = d.Cache.TTL
 	}
-	if c.SiteCache.MaxEntries <= 0 {
-		c.SiteCache.MaxEntries = d.SiteCache.MaxEntries
+	if c.Cache.MaxEntries <= 0 {
+		c.Cache.MaxEntries = d.Cache.MaxEntries
 	}
 	if c.Token.ClientID == "" {
 		c.Token.ClientID = d.Token.ClientID

@@ -23,18 +23,19 @@
 //     with service, method and code labels; breaker state) on the registry
 //     passed in, never the global one.
 //
-// Site lookups (Basic.GetSite), the most repeated call of a sort, are
-// answered from a short-lived cache of found sites (Config.SiteCache, 5 s by
-// default), and the misses go through a context-aware singleflight (package
-// flight); Basic.ForgetSite drops a cached site and an in-flight lookup
-// after a known change. The order center's access token is
+// The basic service's answers (master data: sites, routes, service areas,
+// lane restrictions), asked for over and over by every sort, are kept in a
+// short-lived cache (Config.Cache, 5 s by default). Site lookup misses also
+// go through a context-aware singleflight (package flight);
+// Basic.ForgetSite drops a cached site and an in-flight lookup after a known
+// change. The order center's access token is
 // fetched lazily, refreshed ahead of expiry once per fleet (singleflight in
 // the process, a fenced Redis lock across processes, the token shared in
 // Redis) and attached as "authorization: Bearer <token>".
 //
 // This package must never decide business outcomes (whether a parcel is an
 // exception is the sorting layer's call), never cache answers beyond one
-// in-flight call (found sites for a few seconds are the one exception), and
+// in-flight call (master data for a few seconds is the one exception), and
 // never retry a write.
 //
 // The simulator that plays these services for dev, tests and benchmarks is

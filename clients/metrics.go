@@ -14,7 +14,7 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	breaker   *prometheus.GaugeVec
 	tokens    *prometheus.CounterVec
-	siteCache *prometheus.CounterVec
+	cache     *prometheus.CounterVec
 	flight    *flight.Metrics
 }
 
@@ -33,10 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "station_downstream_token_refreshes_total",
 			Help: "Order center token refreshes by source: issued (IssueToken called), shared (taken from Redis).",
 		}, []string{"source"})),
-		siteCache: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "station_site_cache_lookups_total",
-			Help: "Site lookups by result: hit (answered from the site cache), miss (sent on to singleflight and the basic service).",
-		}, []string{"result"})),
+		cache: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "station_basic_cache_lookups_total",
+			Help: "Basic service lookups by kind (site, route, service_area, lane) and result: hit (answered from memory), miss (sent on; sites via singleflight).",
+		}, []string{"kind", "result"})),
 		flight: flight.NewMetrics(reg),
 	}
 }

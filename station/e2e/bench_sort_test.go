@@ -32,12 +32,13 @@ import (
 // flow-p50/critical, the figure the goal bounds (<= 1.1 for DAG flows); and
 // sort-p50/critical, the same with the recording included.
 //
-// The site cache is off here: the origin story compares the flows' shapes
-// over the same downstream calls, and with it repeated sorts would skip
-// their site lookups, which would make the legacy flow something it never
-// was (BenchmarkSiteLookup in clients measures the cache).
+// The basic service's caches (sites, routes, service areas, lanes) are off
+// here: the origin story compares the flows' shapes over the same
+// downstream calls, and with them repeated sorts would skip those calls,
+// which would make the legacy flow something it never was
+// (BenchmarkSiteLookup in clients measures the site cache).
 func BenchmarkManualSort(b *testing.B) {
-	st := benchStation(b, sim.ProfileDefault, func(c *config.Config) { c.Downstream.SiteCache.Disabled = true })
+	st := benchStation(b, sim.ProfileDefault, func(c *config.Config) { c.Downstream.Cache.Disabled = true })
 	benchUseFlow(b, st, "SG-H02", sorting.LegacyFlow)
 	var seq atomic.Int64
 	for _, tc := range []struct {

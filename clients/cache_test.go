@@ -14,9 +14,9 @@ import (
 	"github.com/expresshub/station/clients/sim/simtest"
 )
 
-// cacheFor sets the site cache's TTL (and optionally its size).
+// cacheFor sets the basic caches' TTL (and optionally their size).
 func cacheFor(ttl time.Duration, maxEntries int) func(*clients.Config) {
-	return func(c *clients.Config) { c.SiteCache.TTL, c.SiteCache.MaxEntries = ttl, maxEntries }
+	return func(c *clients.Config) { c.Cache.TTL, c.Cache.MaxEntries = ttl, maxEntries }
 }
 
 // The goal: at 200 concurrent callers, at most 10 downstream calls per
@@ -50,7 +50,7 @@ func TestConcurrentSiteLookupsReachTheDownstreamAboutOncePerSite(t *testing.T) {
 	if got := s.Calls("GetSite"); got*1000 > 10*lookups || got < int64(len(sites)) {
 		t.Fatalf("%d lookups made %d downstream calls, want %d to %d", lookups, got, len(sites), 10*lookups/1000)
 	}
-	st := set.Basic.SiteCacheStats()
+	st := set.Basic.CacheStats().Sites
 	if st.Hits+st.Misses != uint64(lookups) || st.Entries != len(sites) {
 		t.Fatalf("stats %+v after %d lookups of %d sites", st, lookups, len(sites))
 	}
@@ -69,7 +69,7 @@ func TestFoundSitesAreAnsweredFromMemoryUntilTheyExpire(t *testing.T) {
 	if got := s.Calls("GetSite"); got != 1 {
 		t.Fatalf("three lookups of one site made %d calls, want 1", got)
 	}
-	if st := set.Basic.SiteCacheStats(); st.Hits != 2 || st.Misses != 1 {
+	if st := set.Basic.CacheStats().Sites; st.Hits != 2 || st.Misses != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 
@@ -132,7 +132,7 @@ func TestSiteCacheIsBoundedAndDropsTheOldestFirst(t *testing.T) {
 	if got := s.Calls("GetSite"); got != 4 {
 		t.Fatalf("%d calls, want 4", got)
 	}
-	if st := set.Basic.SiteCacheStats(); st.Entries != 2 {
+	if st := set.Basic.CacheStats().Sites; st.Entries != 2 {
 		t.Fatalf("%d sites held, want at most 2", st.Entries)
 	}
 }
@@ -180,7 +180,7 @@ func TestLookupRunningAtForgetSiteIsNotCached(t *testing.T) {
 func TestDisabledSiteCacheSendsEveryLookupOn(t *testing.T) {
 	s := startSim(t)
 	ctx := ctxTimeout(t, 10*time.Second)
-	set := dial(t, s, func(c *clients.Config) { c.SiteCache.Disabled = true })
+	set := dial(t, s, func(c *clients.Config) { c.Cache.Disabled = true })
 	for range 3 {
 		if _, err := set.Basic.GetSite(ctx, "SG-H01"); err != nil {
 			t.Fatal(err)
@@ -189,7 +189,7 @@ func TestDisabledSiteCacheSendsEveryLookupOn(t *testing.T) {
 	if got := s.Calls("GetSite"); got != 3 {
 		t.Fatalf("%d calls, want 3", got)
 	}
-	if st := set.Basic.SiteCacheStats(); st != (clients.SiteCacheStats{}) {
+	if st := set.Basic.CacheStats().Sites; st != (clients.CacheStats{}) {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -210,28 +210,132 @@ func TestSiteCacheMetrics(t *testing.T) {
 	}
 	got := map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "station_site_cache_lookups_total" {
+		if mf.GetName() != "station_basic_cache_lookups_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["kind"]+"/"+labels["result"]] = m.GetCounter().GetValue()
 		}
 	}
-	if got["hit"] != 2 || got["miss"] != 1 {
-		t.Fatalf("station_site_cache_lookups_total %v", got)
+	if got["site/hit"] != 2 || got["site/miss"] != 1 || got["route/hit"] != 0 {
+		t.Fatalf("station_basic_cache_lookups_total %v", got)
 	}
 }
 
 func TestSiteCacheConfigIsValidated(t *testing.T) {
 	for _, edit := range []func(*clients.Config){
-		func(c *clients.Config) { c.SiteCache.TTL = -time.Second },
-		func(c *clients.Config) { c.SiteCache.TTL = 2 * time.Hour },
-		func(c *clients.Config) { c.SiteCache.MaxEntries = -1 },
+		func(c *clients.Config) { c.Cache.TTL = -time.Second },
+		func(c *clients.Config) { c.Cache.TTL = 2 * time.Hour },
+		func(c *clients.Config) { c.Cache.MaxEntries = -1 },
 	} {
 		cfg := clients.DefaultConfig().WithAddr("127.0.0.1:1")
 		edit(&cfg)
 		if err := cfg.Validate(); err == nil {
-			t.Errorf("accepted %+v", cfg.SiteCache)
+			t.Errorf("accepted %+v", cfg.Cache)
 		}
+	}
+}
+
+// Routes, service areas and lane restrictions are master data like sites:
+// one downstream call per distinct question within the TTL, a separate
+// answer per routing table, and nothing kept for an unknown route or a
+// failure.
+func TestRoutesServiceAreasAndLanesAreAnsweredFromMemory(t *testing.T) {
+	s := startSim(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	set := dial(t, s, cacheFor(time.Minute, 0))
+	p, err := s.Fixtures().Parcel(sim.ViaStation("SG-H01", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := clients.ServiceType(p.ServiceType)
+	for range 3 {
+		hop, err := set.Basic.GetRoute(ctx, "SG-H01", p.Destination, svc)
+		if err != nil || hop == "" {
+			t.Fatalf("route: %q %v", hop, err)
+		}
+		if _, err := set.Basic.GetRouteV2(ctx, "SG-H01", p.Destination, svc); err != nil {
+			t.Fatalf("route v2: %v", err)
+		}
+		if _, err := set.Basic.CheckServiceArea(ctx, p.Destination, svc); err != nil {
+			t.Fatalf("service area: %v", err)
+		}
+		if _, err := set.Basic.GetLaneRestrictions(ctx, "SG-H01", p.Destination); err != nil {
+			t.Fatalf("lane: %v", err)
+		}
+	}
+	for _, m := range []string{"GetRoute", "GetRouteV2", "CheckServiceArea", "GetLaneRestrictions"} {
+		if got := s.Calls(m); got != 1 {
+			t.Errorf("%s: three lookups made %d calls, want 1", m, got)
+		}
+	}
+	st := set.Basic.CacheStats()
+	if st.Routes.Hits != 4 || st.Routes.Misses != 2 || st.ServiceAreas.Hits != 2 || st.Lanes.Hits != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Another destination is another question.
+	other, err := s.Fixtures().Parcel(sim.ViaStation("SG-H01", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Destination != p.Destination {
+		if _, err := set.Basic.GetLaneRestrictions(ctx, "SG-H01", other.Destination); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Calls("GetLaneRestrictions"); got != 2 {
+			t.Errorf("a second lane made %d calls in all, want 2", got)
+		}
+	}
+
+	if _, err := set.Basic.GetRoute(ctx, "SG-H01", "SG-L99", svc); !errors.Is(err, clients.ErrNotFound) {
+		t.Fatalf("unknown destination: %v", err)
+	}
+	if err := s.SetFault("CheckServiceArea", sim.Fault{ErrorRate: 1, Code: codes.Unavailable}); err != nil {
+		t.Fatal(err)
+	}
+	otherSvc := clients.ServiceEconomy
+	if svc == otherSvc {
+		otherSvc = clients.ServiceExpress
+	}
+	if _, err := set.Basic.CheckServiceArea(ctx, p.Destination, otherSvc); !errors.Is(err, clients.ErrUnavailable) {
+		t.Fatalf("failing service area: %v", err)
+	}
+	if err := s.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	s.Reset(false)
+	if _, err := set.Basic.GetRoute(ctx, "SG-H01", "SG-L99", svc); !errors.Is(err, clients.ErrNotFound) {
+		t.Fatalf("unknown destination again: %v", err)
+	}
+	if _, err := set.Basic.CheckServiceArea(ctx, p.Destination, otherSvc); err != nil {
+		t.Fatalf("service area after the failure: %v", err)
+	}
+	if got := s.Calls("GetRoute") + s.Calls("CheckServiceArea"); got != 2 {
+		t.Fatalf("a not-found route or a failure was kept: %d calls after them, want 2", got)
+	}
+}
+
+func TestDisabledCacheSendsEveryBasicLookupOn(t *testing.T) {
+	s := startSim(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	set := dial(t, s, func(c *clients.Config) { c.Cache.Disabled = true })
+	p, err := s.Fixtures().Parcel(sim.ViaStation("SG-H01", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := set.Basic.GetRoute(ctx, "SG-H01", p.Destination, clients.ServiceType(p.ServiceType)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Calls("GetRoute"); got != 2 {
+		t.Fatalf("%d calls, want 2", got)
+	}
+	if st := set.Basic.CacheStats(); st != (clients.BasicCacheStats{}) {
+		t.Fatalf("stats %+v", st)
 	}
 }
