@@ -11,11 +11,11 @@ import (
 
 // metrics of every client of one Set; shared by Sets on one registry.
 type metrics struct {
-	duration  *prometheus.HistogramVec
-	breaker   *prometheus.GaugeVec
-	tokens    *prometheus.CounterVec
-	cache     *prometheus.CounterVec
-	flight    *flight.Metrics
+	duration *prometheus.HistogramVec
+	breaker  *prometheus.GaugeVec
+	tokens   *prometheus.CounterVec
+	cache    *prometheus.CounterVec
+	flight   *flight.Metrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
