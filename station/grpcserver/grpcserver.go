@@ -51,6 +51,10 @@ type Options struct {
 	// succeed: the belt's Resolve runs thousands of times a second, and a
 	// log line each would cost more than the answer.
 	QuietMethods []string
+	// StreamRecheck is how often an open stream's credentials are checked
+	// again, so that a revoked or rotated key does not keep a stream it
+	// opened; 0 checks only when the stream opens.
+	StreamRecheck time.Duration
 }
 
 // publicMethods need no credentials: probes and service discovery.
@@ -72,7 +76,7 @@ func New(o Options) *Server {
 		o.Log.Error("panic in gRPC handler", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	a := &authInterceptor{auth: o.Auth}
+	a := &authInterceptor{auth: o.Auth, recheck: o.StreamRecheck}
 	l := &logInterceptor{log: o.Log, quiet: map[string]bool{}}
 	for _, m := range o.QuietMethods {
 		l.quiet[m] = true
@@ -140,21 +144,33 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
-type authInterceptor struct{ auth Authenticator }
+type authInterceptor struct {
+	auth    Authenticator
+	recheck time.Duration
+}
+
+// errKeyRefused ends a stream whose key was refused when checked again.
+var errKeyRefused = errors.New("sorter key refused on recheck")
+
+// credentials is the key a call presents, or "".
+func credentials(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-sorter-key"); len(v) > 0 {
+		return v[0]
+	}
+	if v := md.Get("authorization"); len(v) > 0 {
+		if scheme, tok, ok := strings.Cut(v[0], " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return tok
+		}
+	}
+	return ""
+}
 
 func (a *authInterceptor) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if isPublic(method) {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	var key string
-	if v := md.Get("x-sorter-key"); len(v) > 0 {
-		key = v[0]
-	} else if v := md.Get("authorization"); len(v) > 0 {
-		if scheme, tok, ok := strings.Cut(v[0], " "); ok && strings.EqualFold(scheme, "Bearer") {
-			key = tok
-		}
-	}
+	key := credentials(ctx)
 	if key == "" || a.auth == nil {
 		return nil, status.Error(codes.Unauthenticated, "sorter credentials required (metadata x-sorter-key)")
 	}
@@ -186,7 +202,37 @@ func (a *authInterceptor) stream(srv any, ss grpc.ServerStream, info *grpc.Strea
 	if err != nil {
 		return err
 	}
-	return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	if a.recheck <= 0 || isPublic(info.FullMethod) {
+		return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	}
+	// A sorter's stream lives for a shift: its key is checked again while
+	// it is open, and a refused key (revoked, rotated) ends the stream as
+	// it would have refused a new call. A key that cannot be checked (the
+	// database out of reach) keeps the stream: the belt must not stop for
+	// that.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(a.recheck)
+		defer t.Stop()
+		key := credentials(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := a.auth.AuthenticateSorter(ctx, key); errors.Is(err, auth.ErrUnauthenticated) {
+				cancel(errKeyRefused)
+				return
+			}
+		}
+	}()
+	err = h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	if errors.Is(context.Cause(ctx), errKeyRefused) {
+		return status.Error(codes.Unauthenticated, "sorter credentials no longer valid (key revoked or rotated); the stream is closed")
+	}
+	return err
 }
 
 type ctxStream struct {

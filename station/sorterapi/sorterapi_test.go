@@ -523,6 +523,50 @@ func TestGracefulShutdownEndsOpenStreamsAfterTheirAnswers(t *testing.T) {
 	}
 }
 
+// A stream opened before its key was revoked does not outlive the key: it
+// ends with Unauthenticated, as a new call with that key would, while
+// another machine's stream keeps answering.
+func TestARevokedKeyClosesTheStreamItOpened(t *testing.T) {
+	t.Parallel()
+	st := start(t, stationtest.Options{Config: func(c *config.Config) { c.Sorter.KeyCacheTTL = 20 * time.Millisecond }})
+	gone, kept := newMachine(t, st, station, "asm-gone"), newMachine(t, st, station, "asm-kept")
+	open := func(m *machine) stationv1.SorterService_ResolveStreamClient {
+		t.Helper()
+		s, err := m.cli.ResolveStream(m.ctx())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&stationv1.ResolveStreamRequest{RequestId: 1, TrackingNo: sim.ViaStation(station, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.Recv(); err != nil || r.GetRequestId() != 1 {
+			t.Fatalf("first answer: %v %v", r, err)
+		}
+		return s
+	}
+	goneStream, keptStream := open(gone), open(kept)
+	if err := st.App.Sorters().RevokeSorter(context.Background(), "asm-gone"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := goneStream.Recv()
+	wantCode(t, err, codes.Unauthenticated, "")
+	// The other stream has been checked again meanwhile (every 10 ms here)
+	// and still answers.
+	for i := range 3 {
+		id := uint64(2 + i)
+		if err := keptStream.Send(&stationv1.ResolveStreamRequest{RequestId: id, TrackingNo: sim.ViaStation(station, i+1)}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := keptStream.Recv(); err != nil || r.GetRequestId() != id {
+			t.Fatalf("kept stream, answer %d: %v %v", id, r, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := keptStream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRevokedAndRotatedKeysAreRefused(t *testing.T) {
 	t.Parallel()
 	st := start(t, stationtest.Options{Config: func(c *config.Config) { c.Sorter.KeyCacheTTL = 10 * time.Millisecond }})
