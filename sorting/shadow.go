@@ -32,13 +32,7 @@ type ShadowConfig struct {
 	FlushEvery time.Duration
 }
 
-// served is what the served path hands to its shadow once it has answered.
-type served struct {
-	res Result
-	run *dag.Result
-}
-
-// Shadow runs candidate flows beside served sorts, compares, and records
+// Shadow runs candidate flows after served sorts, compares, and records
 // counts and mismatches. It owns its goroutines: Close waits for them.
 type Shadow struct {
 	svc *Service
@@ -95,9 +89,13 @@ func NewShadow(svc *Service, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger
 	}
 }
 
-// launch starts the candidate beside a served sort. It never blocks: with
-// the budget spent it counts a drop and returns nil. The returned function
-// hands the served answer over; it must be called exactly once.
+// launch reserves a shadow run for a served sort. It never blocks: with
+// the budget spent it counts a drop and returns a no-op. The returned
+// function hands the served answer over and starts the candidate; it must be
+// called exactly once, and Sort calls it once the answer is recorded. The
+// candidate starts only then, not beside the served flow: at the same time,
+// on a loaded machine it took CPU from the very sort it shadows. What the moments apart can change is what the noise check
+// (the stable flow run again) measures.
 func (sh *Shadow) launch(site string, tn TrackingNo, stable, candidate *Flow) func(Result, *dag.Result) {
 	select {
 	case sh.slots <- struct{}{}:
@@ -106,27 +104,24 @@ func (sh *Shadow) launch(site string, tn TrackingNo, stable, candidate *Flow) fu
 		sh.add(site, "shadow", 0, 0, 1)
 		return func(Result, *dag.Result) {}
 	}
-	handoff := make(chan served, 1)
 	sh.wg.Add(1)
-	go func() {
-		defer sh.wg.Done()
-		defer func() { <-sh.slots }()
-		ctx, cancel := context.WithTimeout(sh.base, sh.cfg.Deadline)
-		defer cancel()
-		cand, candRun := sh.run(ctx, candidate, site, tn)
-		var s served
-		select {
-		case s = <-handoff:
-		case <-sh.base.Done():
-			return
-		}
-		sh.compare(ctx, "shadow", site, tn, stable, candidate, s.res, s.run, cand, candRun)
-		if sh.cfg.NoiseEvery > 0 && sh.seq.Add(1)%uint64(sh.cfg.NoiseEvery) == 0 {
-			again, againRun := sh.run(ctx, stable, site, tn)
-			sh.compare(ctx, "noise", site, tn, stable, stable, s.res, s.run, again, againRun)
-		}
-	}()
-	return func(res Result, run *dag.Result) { handoff <- served{res, run} }
+	return func(res Result, run *dag.Result) {
+		go func() {
+			defer sh.wg.Done()
+			defer func() { <-sh.slots }()
+			if sh.base.Err() != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(sh.base, sh.cfg.Deadline)
+			defer cancel()
+			cand, candRun := sh.run(ctx, candidate, site, tn)
+			sh.compare(ctx, "shadow", site, tn, stable, candidate, res, run, cand, candRun)
+			if sh.cfg.NoiseEvery > 0 && sh.seq.Add(1)%uint64(sh.cfg.NoiseEvery) == 0 {
+				again, againRun := sh.run(ctx, stable, site, tn)
+				sh.compare(ctx, "noise", site, tn, stable, stable, res, run, again, againRun)
+			}
+		}()
+	}
 }
 
 // run executes a flow in dry run, turning a panic into an exception so a
