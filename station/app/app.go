@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a := &App{cfg: cfg, log: log, opts: opts, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	db, err := OpenPool(ctx, cfg.Database)
+	db, err := openWhenUp(ctx, cfg.Database, log)
 	if err != nil {
 		return nil, err
 	}
@@ -215,8 +216,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		// would otherwise hold a socket and a goroutine for 120 s.
 		grpc.ConnectionTimeout(cfg.GRPC.ConnectionTimeout))
 	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
-		QuietMethods: []string{stationv1.SorterService_Resolve_FullMethodName}})
+		QuietMethods:  []string{stationv1.SorterService_Resolve_FullMethodName},
+		StreamRecheck: cfg.Sorter.KeyCacheTTL / 2})
 	a.sorterAPI.Register(a.grpc.GRPC)
+	// Stop is a no-op after Run's graceful stop; for an App that never ran
+	// it ends the server's stream workers.
+	a.closers = append(a.closers, a.grpc.GRPC.Stop)
 	return a, nil
 }
 
@@ -346,6 +351,33 @@ func listen(l net.Listener, addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
+// ErrDatabaseUnreachable means PostgreSQL did not answer (as opposed to
+// answering with a refusal: a bad password, a missing database).
+var ErrDatabaseUnreachable = errors.New("database does not answer")
+
+// openWhenUp is OpenPool, tried again with backoff for up to
+// cfg.StartupWait while the database does not answer: after a power cut or
+// a host restart the station and its database come up together, and a
+// station that gave up at once would leave its start to a process manager
+// it may not have. A database that answers with a refusal fails at once.
+func openWhenUp(ctx context.Context, cfg config.Database, log *zap.Logger) (*pgxpool.Pool, error) {
+	giveUp := time.Now().Add(cfg.StartupWait)
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		db, err := OpenPool(ctx, cfg)
+		if err == nil || !errors.Is(err, ErrDatabaseUnreachable) || time.Now().Add(wait).After(giveUp) {
+			return db, err
+		}
+		log.Warn("database does not answer yet; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
 // OpenPool connects to PostgreSQL and checks that it answers.
 func OpenPool(ctx context.Context, cfg config.Database) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
@@ -363,7 +395,11 @@ func OpenPool(ctx context.Context, cfg config.Database) (*pgxpool.Pool, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database at %s does not answer: %w", config.RedactURL(cfg.URL), err)
+		var refused *pgconn.PgError
+		if errors.As(err, &refused) {
+			return nil, fmt.Errorf("database at %s: %w", config.RedactURL(cfg.URL), err)
+		}
+		return nil, fmt.Errorf("database at %s: %w: %w", config.RedactURL(cfg.URL), ErrDatabaseUnreachable, err)
 	}
 	return pool, nil
 }

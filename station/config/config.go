@@ -75,6 +75,9 @@ type Database struct {
 	URL            string        `mapstructure:"url"`
 	MaxConns       int32         `mapstructure:"max_conns"`
 	AcquireTimeout time.Duration `mapstructure:"acquire_timeout"`
+	// StartupWait is how long serve keeps trying a database that does not
+	// answer at start-up (0: it fails at once).
+	StartupWait time.Duration `mapstructure:"startup_wait"`
 }
 
 type Redis struct {
@@ -146,6 +149,7 @@ func Defaults() Config {
 			URL:            "postgres://postgres@localhost:5432/station?sslmode=disable",
 			MaxConns:       20,
 			AcquireTimeout: 2 * time.Second,
+			StartupWait:    30 * time.Second,
 		},
 		Redis: Redis{Addr: "localhost:6379", Prefix: "station:"},
 		HTTP: HTTP{
@@ -337,6 +341,9 @@ func (c Config) Validate() error {
 	}
 	if c.Database.AcquireTimeout <= 0 {
 		return bad("database.acquire_timeout", "must be positive")
+	}
+	if c.Database.StartupWait < 0 {
+		return bad("database.startup_wait", "must be 0 or more")
 	}
 	for key, addr := range map[string]string{"redis.addr": c.Redis.Addr, "http.addr": c.HTTP.Addr, "grpc.addr": c.GRPC.Addr, "sim.addr": c.Sim.Addr} {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {

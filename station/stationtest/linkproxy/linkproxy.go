@@ -20,10 +20,11 @@ type Proxy struct {
 	target string
 	lis    net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	refused int
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // New listens on 127.0.0.1:0 and forwards to target until the
@@ -55,6 +56,14 @@ func (p *Proxy) Cut() {
 	p.cut = true
 	p.mu.Unlock()
 	p.closeAll()
+}
+
+// Refused is how many connections were closed at once because the link
+// was cut: a test's evidence that a client tried while it was down.
+func (p *Proxy) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
 }
 
 // Restore forwards new connections again.
@@ -97,6 +106,9 @@ func (p *Proxy) serve() {
 		}
 		p.mu.Lock()
 		cut := p.cut
+		if cut {
+			p.refused++
+		}
 		p.mu.Unlock()
 		if cut {
 			_ = client.Close()
