@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
 )
 
 // Sorter errors.
@@ -45,6 +46,10 @@ type Sorters struct {
 
 	mu    sync.RWMutex
 	cache map[[32]byte]cachedSorter
+	// lookups merges the database lookups of one key: an entry expiring
+	// under a belt's load would otherwise send every call in flight to
+	// PostgreSQL at once.
+	lookups singleflight.Group
 }
 
 type cachedSorter struct {
@@ -134,12 +139,38 @@ func (s *Sorters) AuthenticateSorter(ctx context.Context, key string) (Principal
 	s.mu.RLock()
 	c, hit := s.cache[h]
 	s.mu.RUnlock()
-	if hit && now.Sub(c.fetched) < s.cacheTTL {
+	if age := now.Sub(c.fetched); hit && age < s.cacheTTL {
+		if c.ok && age >= s.cacheTTL/2 {
+			// Refreshed ahead, in the background: a key in use is checked
+			// again within the TTL without any call waiting for it.
+			s.lookups.DoChan(string(h[:]), func() (any, error) { return s.lookup(context.Background(), h) })
+		}
 		if !c.ok {
 			return Principal{}, ErrUnauthenticated
 		}
 		return c.p, nil
 	}
+	ch := s.lookups.DoChan(string(h[:]), func() (any, error) { return s.lookup(context.WithoutCancel(ctx), h) })
+	select {
+	case <-ctx.Done():
+		return Principal{}, fmt.Errorf("auth: authenticate sorter: %w", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return Principal{}, r.Err
+		}
+		return r.Val.(Principal), nil
+	}
+}
+
+// lookupTimeout bounds a shared key lookup, which no single caller's
+// context may cut short for the others.
+const lookupTimeout = 5 * time.Second
+
+// lookup reads a key's sorter from the database and caches the answer.
+func (s *Sorters) lookup(ctx context.Context, h [32]byte) (Principal, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	now := s.now()
 	p := Principal{Kind: KindSorter}
 	err := s.db.QueryRow(ctx, `SELECT id, station_id FROM sorters WHERE key_hash = $1 AND active`, h[:]).
 		Scan(&p.ID, &p.StationID)
