@@ -152,13 +152,14 @@ type authInterceptor struct {
 // errKeyRefused ends a stream whose key was refused when checked again.
 var errKeyRefused = errors.New("sorter key refused on recheck")
 
-// credentials is the key a call presents, or "".
+// credentials is the key a call presents, or "". It reads the two keys
+// alone: metadata.FromIncomingContext would copy all of the call's metadata
+// on every Resolve.
 func credentials(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-sorter-key"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-sorter-key"); len(v) > 0 {
 		return v[0]
 	}
-	if v := md.Get("authorization"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		if scheme, tok, ok := strings.Cut(v[0], " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return tok
 		}
