@@ -306,9 +306,10 @@ var domainFuzz = []struct{ pkg, name string }{
 var nextToCode = []struct{ pkg, run string }{
 	{"./station/httpapi", "Terminal|Budget"},
 	{"./station/ratelimit", "."},
-	{"./station/sorterapi", "Limit|Overload|Slots"},
-	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled"},
+	{"./station/sorterapi", "Limit|Overload|Slots|Revoked"},
+	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled|Serve"},
 	{"./station/lease", "."},
+	{"./station/auth", "."},
 }
 
 // notYet is what issue 10 asks for that this report does not show yet:
