@@ -115,8 +115,9 @@ func TestFleetFaultsAndLoad(t *testing.T) {
 	sorter := &sorterMachine{d: d, id: fleetSorterID}
 
 	// Parcels for the whole run, generously: a terminal batch takes a few
-	// seconds under faults, the sorter's less.
-	tns := viaParcels(t, sim.Fx, fleetStation, int(loadTime.Seconds()+10)*60)
+	// seconds under faults, the sorter's less. The fleet used about 120 a
+	// second once sorting got faster (60 a second ran out at 80 s of 150).
+	tns := viaParcels(t, sim.Fx, fleetStation, int(loadTime.Seconds()+10)*200)
 	batches := make(chan []string, len(tns)/fleetBatch+1)
 	for i := 0; i+fleetBatch <= len(tns); i += fleetBatch {
 		batches <- tns[i : i+fleetBatch]
