@@ -43,11 +43,7 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	// As in Sort: a retry is found when the receipt is recorded.
 	flow, err := s.flows.Latest(ReceiveFlow)
 	if err != nil {
-		body, found, rerr := s.prior(ctx, scan, hash)
-		if rerr != nil || found {
-			return replayOr(body, rerr)
-		}
-		return ReceiveOutcome{}, err
+		return orPrior(ctx, s, scan, hash, err, receiptReplay)
 	}
 	_, runErr := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(scan.StationID)},
 		dag.Options{Metrics: s.metrics})
@@ -98,14 +94,6 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
 	}
 	return ReceiveOutcome{Receipt: rc, Body: body}, nil
-}
-
-// replayOr is the stored receipt, or the replay check's error.
-func replayOr(body []byte, err error) (ReceiveOutcome, error) {
-	if err != nil {
-		return ReceiveOutcome{}, err
-	}
-	return receiptReplay(body)
 }
 
 func receiptReplay(body []byte) (ReceiveOutcome, error) {

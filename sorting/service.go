@@ -142,11 +142,11 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 	// The chute map is checked first: without one no parcel can be sorted
 	// and the supervisor must be told, not every parcel sent to exceptions.
 	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
-		return s.priorSort(ctx, scan, hash, err)
+		return orPrior(ctx, s, scan, hash, err, replayed)
 	}
 	plan, shadow, err := s.chooseFlow(scan.StationID, tn)
 	if err != nil {
-		return s.priorSort(ctx, scan, hash, err)
+		return orPrior(ctx, s, scan, hash, err, replayed)
 	}
 	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
 	served := res
@@ -219,29 +219,21 @@ func (s *Service) validate(scan Scan) (TrackingNo, error) {
 	return ParseTrackingNo(scan.TrackingNo)
 }
 
-// priorSort answers a sort that could not run with the answer stored for its
-// scan id, if there is one: a retry gets the first answer whatever changed
-// since. Otherwise it is failed's error.
-func (s *Service) priorSort(ctx context.Context, scan Scan, hash []byte, failed error) (Outcome, error) {
-	body, found, err := s.prior(ctx, scan, hash)
+// orPrior answers an operation that could not run with the answer stored
+// for its scan id, decoded by replay, if there is one: a retry gets the
+// first answer whatever changed since. Otherwise it is failed.
+func orPrior[T any](ctx context.Context, s *Service, scan Scan, hash []byte, failed error, replay func([]byte) (T, error)) (T, error) {
+	body, err := workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
 	switch {
+	case errors.Is(err, workorder.ErrNotFound):
+		var zero T
+		return zero, failed
 	case err != nil:
-		return Outcome{}, err
-	case found:
-		return replayed(body)
+		var zero T
+		return zero, err
 	default:
-		return Outcome{}, failed
+		return replay(body)
 	}
-}
-
-// prior is the stored answer of a scan id seen before (found), or not found
-// for a new one.
-func (s *Service) prior(ctx context.Context, scan Scan, hash []byte) (body []byte, found bool, err error) {
-	body, err = workorder.Replay(ctx, s.db, scan.StationID, scan.ScanID, hash)
-	if errors.Is(err, workorder.ErrNotFound) {
-		return nil, false, nil
-	}
-	return body, err == nil, err
 }
 
 func replayed(body []byte) (Outcome, error) {

@@ -91,11 +91,12 @@ func NewShadow(svc *Service, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger
 
 // launch reserves a shadow run for a served sort. It never blocks: with
 // the budget spent it counts a drop and returns a no-op. The returned
-// function hands the served answer over and starts the candidate; it must be
-// called exactly once, and Sort calls it once the answer is recorded. The
-// candidate starts only then, not beside the served flow: at the same time,
-// on a loaded machine it took CPU from the very sort it shadows. What the moments apart can change is what the noise check
-// (the stable flow run again) measures.
+// function hands the served answer over and starts the candidate; it must
+// be called exactly once, and Sort calls it once the answer is recorded.
+// The candidate starts only then, not beside the served flow: at the same
+// time, on a loaded machine it took CPU from the very sort it shadows. What
+// the moments apart can change is what the noise check (the stable flow run
+// again) measures.
 func (sh *Shadow) launch(site string, tn TrackingNo, stable, candidate *Flow) func(Result, *dag.Result) {
 	select {
 	case sh.slots <- struct{}{}:
