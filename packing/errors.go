@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/ident"
 )
 
 // Sentinel errors; every error this package returns for a client's mistake
 // or a refused operation wraps exactly one of them. Match with errors.Is.
 var (
-	ErrInvalidTrackingNo = sorting.ErrInvalidTrackingNo
+	ErrInvalidTrackingNo = ident.ErrInvalidTrackingNo
 	ErrInvalidNextHop    = errors.New("invalid next hop: want a site id like SG-H02")
 	ErrUnknownNextHop    = errors.New("next hop is not a known site")
 	ErrMissingScanID     = errors.New("scan_id is required (1 to 128 characters)")

@@ -5,14 +5,14 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/ident"
 )
 
 // ParseTrackingNo normalises a scanned tracking number with the one rule
-// of the station (sorting.ParseTrackingNo): packing accepts exactly the
+// of the station (ident.ParseTrackingNo): packing accepts exactly the
 // parcels sorting can have sorted.
 func ParseTrackingNo(s string) (string, error) {
-	tn, err := sorting.ParseTrackingNo(s)
+	tn, err := ident.ParseTrackingNo(s)
 	return string(tn), err
 }
 

@@ -12,13 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
-// Belt errors (besides ErrInvalidTrackingNo, ErrNoChuteMap and ErrNoFlow,
+// Belt errors (besides ident.ErrInvalidTrackingNo, ErrNoChuteMap and ErrNoFlow,
 // which also mean an unknown station here).
 var (
 	ErrBatchTooLarge = errors.New("pre-sort batch too large")
@@ -241,7 +242,7 @@ func (b *Belt) CheckStation(ctx context.Context, station string) error {
 // parcel always gets a chute; the error is only for a station that cannot
 // be served (ErrNoChuteMap, ErrNoFlow) or a store failure on a hit path
 // that PostgreSQL also failed.
-func (b *Belt) Resolve(ctx context.Context, station string, tn TrackingNo) (BeltDecision, error) {
+func (b *Belt) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (BeltDecision, error) {
 	start := b.now()
 	m, err := b.svc.chutes.Get(ctx, station)
 	if err != nil {
@@ -302,7 +303,7 @@ func (b *Belt) fullChutesOrNone(ctx context.Context, station string) (fullChutes
 // lookup finds a usable stored answer: this instance's cache, then Redis,
 // then PostgreSQL. Store failures are misses, not errors: the parcel is
 // sorted on the fly instead.
-func (b *Belt) lookup(ctx context.Context, station string, tn TrackingNo, flow *Flow, now time.Time) (entry, bool) {
+func (b *Belt) lookup(ctx context.Context, station string, tn ident.TrackingNo, flow *Flow, now time.Time) (entry, bool) {
 	k := beltKey{station, tn}
 	trusted := b.cacheTrusted()
 	if trusted {
@@ -350,7 +351,7 @@ func (b *Belt) lookup(ctx context.Context, station string, tn TrackingNo, flow *
 // runs out first the sort still finishes and is stored: the recirculated
 // parcel is a hit at its next pass. Concurrent calls for one parcel share
 // one sort. ok is false when no answer came within ctx or no slot was free.
-func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn TrackingNo, flow *Flow) (Result, bool) {
+func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn ident.TrackingNo, flow *Flow) (Result, bool) {
 	if ctx.Err() != nil {
 		return Result{}, false
 	}
@@ -410,7 +411,7 @@ func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn TrackingNo, 
 // hop that is not full, else overflow; the exception chute for an
 // exception; the map as it is now, whatever it was when the parcel was
 // sorted.
-func decide(tn TrackingNo, m ChuteMap, full fullChutes, e entry, src DecisionSource) BeltDecision {
+func decide(tn ident.TrackingNo, m ChuteMap, full fullChutes, e entry, src DecisionSource) BeltDecision {
 	d := BeltDecision{TrackingNo: string(tn), NextHop: e.NextHop, Source: src, Flow: e.Flow, FlowVersion: e.Version, Degraded: e.Degraded}
 	if e.ExcCode != "" {
 		d.Chute, d.ChuteKind, d.ReasonCode, d.Reason = m.ExceptionChute, ChuteException, e.ExcCode, e.ExcReason
@@ -433,7 +434,7 @@ func decide(tn TrackingNo, m ChuteMap, full fullChutes, e entry, src DecisionSou
 	return d
 }
 
-func reject(tn TrackingNo, m ChuteMap, code, reason string) BeltDecision {
+func reject(tn ident.TrackingNo, m ChuteMap, code, reason string) BeltDecision {
 	return BeltDecision{TrackingNo: string(tn), Chute: m.RejectChute, ChuteKind: ChuteReject, ReasonCode: code, Reason: reason, Source: FromFallback}
 }
 
@@ -444,13 +445,13 @@ func (b *Belt) Reject(ctx context.Context, station, trackingNo, code, reason str
 	if err != nil {
 		return BeltDecision{}, err
 	}
-	return reject(TrackingNo(trackingNo), m.ChuteMap, code, reason), nil
+	return reject(ident.TrackingNo(trackingNo), m.ChuteMap, code, reason), nil
 }
 
 // Invalidate drops a parcel's belt answer at once, everywhere: for a parcel
 // intercepted, re-routed or otherwise changed after it was sorted. The next
 // Resolve sorts it again.
-func (b *Belt) Invalidate(ctx context.Context, station string, tn TrackingNo) error {
+func (b *Belt) Invalidate(ctx context.Context, station string, tn ident.TrackingNo) error {
 	at := b.now().Truncate(time.Millisecond)
 	tx, err := b.db.Begin(ctx)
 	if err != nil {
@@ -549,7 +550,7 @@ func (b *Belt) apply(payload string) {
 		if err != nil {
 			return
 		}
-		b.cache.tombstone(beltKey{parts[1], TrackingNo(parts[2])}, ms, b.now())
+		b.cache.tombstone(beltKey{parts[1], ident.TrackingNo(parts[2])}, ms, b.now())
 	case len(parts) == 2 && parts[0] == "c":
 		b.states.drop(parts[1])
 	}
@@ -581,7 +582,7 @@ func (b *Belt) resyncChutes(ctx context.Context) {
 // flowFor is the flow that serves a parcel, as a manual sort would choose
 // it (a release rule may serve a candidate), but never starts a shadow run:
 // the belt's answers are compared where people sort.
-func (b *Belt) flowFor(station string, tn TrackingNo) (*Flow, error) {
+func (b *Belt) flowFor(station string, tn ident.TrackingNo) (*Flow, error) {
 	s := b.svc
 	if s.releases != nil {
 		if rule, ok := s.releases.Rule(station); ok {
@@ -605,7 +606,7 @@ func (b *Belt) flowFor(station string, tn TrackingNo) (*Flow, error) {
 // transaction as the work order (queueDrop adds the tombstone to its
 // batch), then everywhere (dropped, after the commit, when spread says the
 // parcel had an answer to spread). Without a belt they do nothing.
-func (b *Belt) queueDrop(batch *pgx.Batch, station string, tn TrackingNo, at time.Time, spread *bool) {
+func (b *Belt) queueDrop(batch *pgx.Batch, station string, tn ident.TrackingNo, at time.Time, spread *bool) {
 	if b == nil {
 		return
 	}
@@ -614,7 +615,7 @@ func (b *Belt) queueDrop(batch *pgx.Batch, station string, tn TrackingNo, at tim
 		QueryRow(func(row pgx.Row) error { return row.Scan(spread) })
 }
 
-func (b *Belt) dropped(ctx context.Context, station string, tn TrackingNo, at time.Time) {
+func (b *Belt) dropped(ctx context.Context, station string, tn ident.TrackingNo, at time.Time) {
 	if b == nil {
 		return
 	}

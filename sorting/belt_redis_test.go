@@ -11,6 +11,7 @@ import (
 	"github.com/expresshub/station/clients"
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/clients/sim/simtest"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
 )
 
@@ -51,7 +52,7 @@ func TestBeltWithoutRedisAnswersFromPostgreSQLAndCatchesUpLater(t *testing.T) {
 	t.Cleanup(func() { _ = down.Close() })
 	b := newTestBelt(t, db, s, down, prefix)
 
-	tn := TrackingNo(sim.ViaStation("SG-H01", 0))
+	tn := ident.TrackingNo(sim.ViaStation("SG-H01", 0))
 	ds, _, err := b.PreSort(ctx, "SG-H01", []string{string(tn)})
 	if err != nil || ds[0].ChuteKind != ChuteNextHop {
 		t.Fatalf("pre-sort without Redis: %+v %v", ds, err)

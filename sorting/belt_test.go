@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
 )
 
@@ -72,7 +73,7 @@ func TestCacheStaysBounded(t *testing.T) {
 	c := newBeltCache(64, time.Minute)
 	now := time.Now()
 	for i := range 10000 {
-		c.put(beltKey{"SG-H01", TrackingNo(string(rune('A'+i%26)) + time.Duration(i).String())},
+		c.put(beltKey{"SG-H01", ident.TrackingNo(string(rune('A'+i%26)) + time.Duration(i).String())},
 			entry{Expires: now.Add(time.Hour).UnixMilli()}, now)
 	}
 	if n := c.len(); n > 64+beltCacheShards {

@@ -4,12 +4,14 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/expresshub/station/ident"
 )
 
 // beltKey names one parcel at one station.
 type beltKey struct {
 	station string
-	tn      TrackingNo
+	tn      ident.TrackingNo
 }
 
 // beltCache is the in-process layer of the belt's lookup table: bounded,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
@@ -36,7 +37,7 @@ const (
 )
 
 type keyedEntry struct {
-	tn TrackingNo
+	tn ident.TrackingNo
 	e  entry
 }
 
@@ -192,7 +193,7 @@ func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([
 			return stored, fmt.Errorf("sorting: store belt answers: %w", err)
 		}
 		for _, tn := range kept {
-			stored = append(stored, keyedEntry{tn: TrackingNo(tn), e: byTN[tn]})
+			stored = append(stored, keyedEntry{tn: ident.TrackingNo(tn), e: byTN[tn]})
 		}
 	}
 	fields, asOf, values := make([]string, len(stored)), make([]int64, len(stored)), make([]string, len(stored))
@@ -217,7 +218,7 @@ func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([
 }
 
 // loadPG reads the stored answer of one parcel. A tombstone reads as a miss.
-func (b *Belt) loadPG(ctx context.Context, station string, tn TrackingNo) (entry, bool, error) {
+func (b *Belt) loadPG(ctx context.Context, station string, tn ident.TrackingNo) (entry, bool, error) {
 	var e entry
 	var hop, code, reason *string
 	var sorted, expires time.Time
@@ -271,7 +272,7 @@ const invalidateSQL = `
 // invalidateTx writes the tombstone of a parcel in the caller's transaction,
 // so that an invalidation and the end of the belt's old answer commit
 // together; it is always spread afterwards.
-func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn TrackingNo, at time.Time) error {
+func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn ident.TrackingNo, at time.Time) error {
 	var pending bool
 	if err := tx.QueryRow(ctx, invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, true).Scan(&pending); err != nil {
 		return fmt.Errorf("sorting: invalidate belt answer %s: %w", tn, err)
@@ -282,7 +283,7 @@ func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn T
 // spread carries a committed invalidation to this instance's cache, Redis
 // and every other instance. If Redis cannot be reached the row stays
 // redis_pending and the belt's worker retries.
-func (b *Belt) spread(ctx context.Context, station string, tn TrackingNo, at time.Time) error {
+func (b *Belt) spread(ctx context.Context, station string, tn ident.TrackingNo, at time.Time) error {
 	ms := at.UnixMilli()
 	b.cache.tombstone(beltKey{station, tn}, ms, b.now())
 	// Always tried, whatever redisOK says: other instances' caches hear of
@@ -326,7 +327,7 @@ func (b *Belt) retryPending(ctx context.Context) {
 		return
 	}
 	for _, p := range list {
-		if b.spread(ctx, p.station, TrackingNo(p.tn), p.at) != nil {
+		if b.spread(ctx, p.station, ident.TrackingNo(p.tn), p.at) != nil {
 			return // Redis still down: the next round tries again
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 )
 
@@ -11,9 +12,9 @@ import (
 // whole release decision, which every served sort pays when its site has a
 // rule.
 func BenchmarkBucket(b *testing.B) {
-	parcels := make([]sorting.TrackingNo, 1024)
+	parcels := make([]ident.TrackingNo, 1024)
 	for i := range parcels {
-		parcels[i] = sorting.TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
+		parcels[i] = ident.TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
 	}
 	b.Run("bucket", func(b *testing.B) {
 		b.ReportAllocs()

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -243,7 +244,7 @@ func (b *Belt) replayConfirm(ctx context.Context, station, scanID string, hash [
 	return c, nil
 }
 
-func (ev SorterEvent) validate() (TrackingNo, error) {
+func (ev SorterEvent) validate() (ident.TrackingNo, error) {
 	need, ok := outcomeNeeds[ev.Outcome]
 	switch {
 	case !ok:
@@ -263,7 +264,7 @@ func (ev SorterEvent) validate() (TrackingNo, error) {
 	if ev.TrackingNo == "" {
 		return "", nil
 	}
-	return ParseTrackingNo(ev.TrackingNo)
+	return ident.ParseTrackingNo(ev.TrackingNo)
 }
 
 // role of a chute on a map: a next hop's, or a special chute.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -25,7 +26,7 @@ func (e *InvalidBatchError) Error() string {
 	return fmt.Sprintf("%d malformed tracking number(s): %s", len(idx), strings.Join(parts, "; "))
 }
 
-func (e *InvalidBatchError) Unwrap() error { return ErrInvalidTrackingNo }
+func (e *InvalidBatchError) Unwrap() error { return ident.ErrInvalidTrackingNo }
 
 // Indexes are the bad indexes in ascending order.
 func (e *InvalidBatchError) Indexes() []int {
@@ -54,10 +55,10 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 	case len(raw) > b.cfg.MaxBatch:
 		return nil, time.Time{}, fmt.Errorf("%w: %d tracking numbers, at most %d", ErrBatchTooLarge, len(raw), b.cfg.MaxBatch)
 	}
-	tns := make([]TrackingNo, len(raw))
+	tns := make([]ident.TrackingNo, len(raw))
 	var bad *InvalidBatchError
 	for i, s := range raw {
-		tn, err := ParseTrackingNo(s)
+		tn, err := ident.ParseTrackingNo(s)
 		if err != nil {
 			if bad == nil {
 				bad = &InvalidBatchError{Problems: map[int]string{}}
@@ -80,8 +81,8 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 		return nil, time.Time{}, err
 	}
 
-	unique := make([]TrackingNo, 0, len(tns))
-	seen := make(map[TrackingNo]int, len(tns))
+	unique := make([]ident.TrackingNo, 0, len(tns))
+	seen := make(map[ident.TrackingNo]int, len(tns))
 	for _, tn := range tns {
 		if _, ok := seen[tn]; !ok {
 			seen[tn] = len(unique)

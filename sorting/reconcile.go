@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
@@ -266,7 +267,7 @@ func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineRepor
 	g.SetLimit(req.Parallel)
 	for _, p := range parcels {
 		g.Go(func() error {
-			tn := TrackingNo(p.tn)
+			tn := ident.TrackingNo(p.tn)
 			was := Result{NextHop: p.nextHop, Chute: p.chute}
 			if p.code != nil {
 				was.Exception = &Exception{Code: *p.code}

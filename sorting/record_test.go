@@ -9,6 +9,7 @@ import (
 
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/clients/sim/simtest"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
 	"github.com/expresshub/station/workorder"
 )
@@ -24,10 +25,10 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 	rdb, prefix := dbtest.Redis(t)
 	b := newTestBelt(t, db, s, rdb, prefix)
 	hash := prefix + "belt:presort:SG-H01"
-	scan := func(tn TrackingNo, id string) Scan {
+	scan := func(tn ident.TrackingNo, id string) Scan {
 		return Scan{StationID: "SG-H01", TrackingNo: string(tn), ScanID: id, Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op1"}}
 	}
-	state := func(tn TrackingNo) (tomb, pending bool) {
+	state := func(tn ident.TrackingNo) (tomb, pending bool) {
 		t.Helper()
 		if err := db.QueryRow(ctx, `SELECT invalidated_at >= sorted_at, redis_pending FROM presort_results
 			WHERE station_id = 'SG-H01' AND tracking_no = $1`, string(tn)).Scan(&tomb, &pending); err != nil {
@@ -36,7 +37,7 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 		return tomb, pending
 	}
 
-	fresh := TrackingNo(sim.ViaStation("SG-H01", 0))
+	fresh := ident.TrackingNo(sim.ViaStation("SG-H01", 0))
 	if _, err := b.svc.Sort(ctx, scan(fresh, "m-1"), SortOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 		t.Fatalf("an older belt answer was stored over the manual sort: %v %v", kept, err)
 	}
 
-	presorted := TrackingNo(sim.ViaStation("SG-H01", 1))
+	presorted := ident.TrackingNo(sim.ViaStation("SG-H01", 1))
 	if _, _, err := b.PreSort(ctx, "SG-H01", []string{string(presorted)}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -60,7 +61,7 @@ type Rule struct {
 
 // Bucket is the sticky bucket (0..9999) of a parcel under a salt: the same
 // on every instance, every retry and every restart.
-func Bucket(salt string, tn TrackingNo) int {
+func Bucket(salt string, tn ident.TrackingNo) int {
 	var d xxhash.Digest
 	d.Reset()
 	_, _ = d.WriteString(salt)
@@ -93,7 +94,7 @@ type Decision struct {
 // serves the stable flow to everyone and shadows the buckets below the ratio
 // (all of them at ratio 0): exactly the parcels a ramp to that ratio would
 // move.
-func (r Rule) Decide(tn TrackingNo) Decision {
+func (r Rule) Decide(tn ident.TrackingNo) Decision {
 	if r.Mode == ModeOff || r.CandidateFlow == "" {
 		return Decision{}
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/expresshub/station/ident"
 )
 
 // FuzzReleaseRule feeds arbitrary bytes to the release-rule decoder and
@@ -33,9 +35,9 @@ func FuzzReleaseRule(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	parcels := []TrackingNo{"SG1000000001", "SG1000000002", "VN123456789012", "BR999999999999999999"}
+	parcels := []ident.TrackingNo{"SG1000000001", "SG1000000002", "VN123456789012", "BR999999999999999999"}
 	for i := range 60 {
-		parcels = append(parcels, TrackingNo(fmt.Sprintf("SG1%09d", i*7919)))
+		parcels = append(parcels, ident.TrackingNo(fmt.Sprintf("SG1%09d", i*7919)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r Rule

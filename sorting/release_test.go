@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/expresshub/station/ident"
 	"pgregory.net/rapid"
 )
 
@@ -11,7 +12,7 @@ func TestBucketsAreUniform(t *testing.T) {
 	const n, bins = 100_000, 100
 	counts := make([]int, bins)
 	for i := 0; i < n; i++ {
-		tn := TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
+		tn := ident.TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
 		counts[Bucket("salt-1", tn)*bins/Buckets]++
 	}
 	expected := float64(n) / bins
@@ -29,7 +30,7 @@ func TestBucketsAreUniform(t *testing.T) {
 func TestBucketIsStickyAcrossRestarts(t *testing.T) {
 	// Fixed answers: a change of hash or input layout would move every
 	// parcel of every running ramp, so it must show up here.
-	for tn, want := range map[TrackingNo]int{"SG1000000001": Bucket("s", "SG1000000001"), "BR123456789012345678": Bucket("s", "BR123456789012345678")} {
+	for tn, want := range map[ident.TrackingNo]int{"SG1000000001": Bucket("s", "SG1000000001"), "BR123456789012345678": Bucket("s", "BR123456789012345678")} {
 		for i := 0; i < 3; i++ {
 			if got := Bucket("s", tn); got != want {
 				t.Fatalf("bucket of %s moved: %d then %d", tn, want, got)
@@ -46,7 +47,7 @@ func TestRaisingTheRatioKeepsParcelsOnTheCandidate(t *testing.T) {
 		lo := rapid.IntRange(0, Buckets).Draw(t, "lo")
 		hi := rapid.IntRange(lo, Buckets).Draw(t, "hi")
 		salt := rapid.StringMatching(`[a-z0-9]{0,12}`).Draw(t, "salt")
-		tn := TrackingNo(rapid.StringMatching(`[A-Z]{2}[0-9]{10,18}`).Draw(t, "tn"))
+		tn := ident.TrackingNo(rapid.StringMatching(`[A-Z]{2}[0-9]{10,18}`).Draw(t, "tn"))
 		at := func(ratio int) Decision {
 			return Rule{Mode: ModeSplit, RatioBP: ratio, Salt: salt, CandidateFlow: "c"}.Decide(tn)
 		}
@@ -62,7 +63,7 @@ func TestRaisingTheRatioKeepsParcelsOnTheCandidate(t *testing.T) {
 func TestSplitShadowsExactlyTheNextRampStep(t *testing.T) {
 	rule := Rule{Mode: ModeSplit, RatioBP: 1000, Salt: "x", CandidateFlow: "c"}
 	for i := 0; i < 20000; i++ {
-		tn := TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
+		tn := ident.TrackingNo(fmt.Sprintf("SG%010d", 1_000_000_000+i))
 		d := rule.Decide(tn)
 		b := Bucket("x", tn)
 		wantShadow := b >= 1000 && b < 2500

@@ -12,10 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
-// Errors of the sort and receive operations (besides ErrInvalidTrackingNo and
+// Errors of the sort and receive operations (besides ident.ErrInvalidTrackingNo and
 // the chute-map errors).
 var (
 	ErrMissingScanID = errors.New("scan_id is required")
@@ -85,7 +86,7 @@ func (s *Service) EnableRelease(r *Releases, sh *Shadow) {
 // chooseFlow picks the flow that serves a parcel at a station and starts
 // its shadow run when the release rule asks for one. The returned function
 // hands the served answer to the shadow; it is a no-op without one.
-func (s *Service) chooseFlow(station string, tn TrackingNo) (*Flow, func(Result, *dag.Result), error) {
+func (s *Service) chooseFlow(station string, tn ident.TrackingNo) (*Flow, func(Result, *dag.Result), error) {
 	noShadow := func(Result, *dag.Result) {}
 	if s.releases == nil {
 		f, err := s.flows.ForStation(station)
@@ -163,11 +164,11 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 
 // Run sorts without recording: for shadow comparisons and pre-sort, which
 // store results their own way.
-func (s *Service) Run(ctx context.Context, flow *Flow, stationID string, tn TrackingNo, dryRun bool) (Result, *dag.Result) {
+func (s *Service) Run(ctx context.Context, flow *Flow, stationID string, tn ident.TrackingNo, dryRun bool) (Result, *dag.Result) {
 	return s.run(ctx, flow, stationID, tn, dag.Options{DryRun: dryRun, Sequential: flow.Sequential})
 }
 
-func (s *Service) run(ctx context.Context, flow *Flow, stationID string, tn TrackingNo, opts dag.Options) (Result, *dag.Result) {
+func (s *Service) run(ctx context.Context, flow *Flow, stationID string, tn ident.TrackingNo, opts dag.Options) (Result, *dag.Result) {
 	opts.Metrics = s.metrics
 	res := Result{TrackingNo: string(tn), StationID: stationID, Flow: flow.Name, FlowVersion: flow.Version, Degraded: []dag.Degradation{}}
 	run, err := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(stationID)}, opts)
@@ -209,14 +210,14 @@ func unavailableReason(err error) string {
 	return "a dependency failed"
 }
 
-func (s *Service) validate(scan Scan) (TrackingNo, error) {
+func (s *Service) validate(scan Scan) (ident.TrackingNo, error) {
 	if scan.ScanID == "" {
 		return "", ErrMissingScanID
 	}
 	if len(scan.ScanID) > 128 {
 		return "", fmt.Errorf("%w: at most 128 characters", ErrMissingScanID)
 	}
-	return ParseTrackingNo(scan.TrackingNo)
+	return ident.ParseTrackingNo(scan.TrackingNo)
 }
 
 // orPrior answers an operation that could not run with the answer stored
@@ -286,7 +287,7 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 			                           flow, flow_version, degraded, trace, source, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
 			woID, scan.StationID, res.TrackingNo, hop, res.Chute, excCode, excReason, res.Flow, res.FlowVersion, degraded, traceJSON, res.SortedAt)
-		s.belt.queueDrop(b, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt, &spread)
+		s.belt.queueDrop(b, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt, &spread)
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
@@ -295,14 +296,14 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 		return replayed(stored)
 	}
 	if spread {
-		s.belt.dropped(ctx, scan.StationID, TrackingNo(res.TrackingNo), res.SortedAt)
+		s.belt.dropped(ctx, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt)
 	}
 	res.Trace = withTrace
 	return Outcome{Result: res, Body: body}, nil
 }
 
 // Latest is the newest sort result of a parcel at a station.
-func (s *Service) Latest(ctx context.Context, stationID string, tn TrackingNo) (Result, error) {
+func (s *Service) Latest(ctx context.Context, stationID string, tn ident.TrackingNo) (Result, error) {
 	var body []byte
 	err := s.db.QueryRow(ctx,
 		`SELECT w.response FROM sort_results r JOIN work_orders w ON w.id = r.work_order_id

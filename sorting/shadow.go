@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -97,7 +98,7 @@ func NewShadow(svc *Service, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger
 // time, on a loaded machine it took CPU from the very sort it shadows. What
 // the moments apart can change is what the noise check (the stable flow run
 // again) measures.
-func (sh *Shadow) launch(site string, tn TrackingNo, stable, candidate *Flow) func(Result, *dag.Result) {
+func (sh *Shadow) launch(site string, tn ident.TrackingNo, stable, candidate *Flow) func(Result, *dag.Result) {
 	select {
 	case sh.slots <- struct{}{}:
 	default:
@@ -127,7 +128,7 @@ func (sh *Shadow) launch(site string, tn TrackingNo, stable, candidate *Flow) fu
 
 // run executes a flow in dry run, turning a panic into an exception so a
 // broken candidate cannot take anything down.
-func (sh *Shadow) run(ctx context.Context, flow *Flow, site string, tn TrackingNo) (res Result, run *dag.Result) {
+func (sh *Shadow) run(ctx context.Context, flow *Flow, site string, tn ident.TrackingNo) (res Result, run *dag.Result) {
 	defer func() {
 		if v := recover(); v != nil {
 			res = Result{Exception: &Exception{Code: CodeDownstreamUnavailable, Reason: fmt.Sprintf("candidate panicked: %v", v)}}
@@ -156,7 +157,7 @@ func excCode(e *Exception) string {
 	return e.Code
 }
 
-func (sh *Shadow) compare(ctx context.Context, source, site string, tn TrackingNo, stable, candidate *Flow, a Result, aRun *dag.Result, b Result, bRun *dag.Result) {
+func (sh *Shadow) compare(ctx context.Context, source, site string, tn ident.TrackingNo, stable, candidate *Flow, a Result, aRun *dag.Result, b Result, bRun *dag.Result) {
 	if Same(a, b) {
 		sh.comparisons.WithLabelValues(site).Inc()
 		sh.add(site, source, 1, 0, 0)
@@ -172,7 +173,7 @@ func (sh *Shadow) compare(ctx context.Context, source, site string, tn TrackingN
 
 // recordMismatch stores both answers, both traces and the first step whose
 // output differed.
-func recordMismatch(ctx context.Context, db reconWriter, source, site string, tn TrackingNo, stable, candidate *Flow,
+func recordMismatch(ctx context.Context, db reconWriter, source, site string, tn ident.TrackingNo, stable, candidate *Flow,
 	a Result, aRun *dag.Result, b Result, bRun *dag.Result) error {
 	var node, key *string
 	if aRun != nil && bRun != nil {

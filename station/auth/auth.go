@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
@@ -92,7 +93,6 @@ type Session struct {
 
 var (
 	operatorIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$`)
-	siteIDPattern     = regexp.MustCompile(`^[A-Z]{2}-[A-Z][0-9]{2,4}$`)
 	terminalPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
@@ -101,8 +101,11 @@ var (
 // so anything longer or stranger is refused rather than stored.
 func ValidTerminalID(s string) bool { return terminalPattern.MatchString(s) }
 
-// ValidSiteID reports whether s looks like a site id (SG-H01).
-func ValidSiteID(s string) bool { return siteIDPattern.MatchString(s) }
+// ValidSiteID reports whether s is a site id in its normal form (SG-H01).
+func ValidSiteID(s string) bool {
+	id, err := ident.ParseSiteID(s)
+	return err == nil && string(id) == s
+}
 
 // Service authenticates operators against PostgreSQL.
 type Service struct {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/station/dbfail"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,7 +52,8 @@ var mapping = []struct {
 	{auth.ErrOperatorExists, http.StatusConflict, "operator_exists"},
 	{auth.ErrInvalidTerminal, http.StatusBadRequest, "invalid_terminal_id"},
 	{workorder.ErrScanIDReused, http.StatusConflict, "scan_id_reused"},
-	{sorting.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
+	{ident.ErrInvalidTrackingNo, http.StatusBadRequest, "invalid_tracking_no"},
+	{ident.ErrInvalidSiteID, http.StatusBadRequest, "invalid_site_id"},
 	{sorting.ErrMissingScanID, http.StatusBadRequest, "missing_scan_id"},
 	{sorting.ErrNoChuteMap, http.StatusConflict, "no_chute_map"},
 	{sorting.ErrInvalidChuteMap, http.StatusBadRequest, "invalid_chute_map"},

@@ -2,25 +2,20 @@ package httpapi
 
 import (
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 )
-
-var siteIDPattern = regexp.MustCompile(`^[A-Z]{2}-[A-Z][0-9]{2,4}$`)
 
 // Gray release is network-wide ops work: the ops role manages every site's
 // rule, not only its own station's.
 
 func (s *Server) siteID(r *http.Request) (string, error) {
-	id := strings.ToUpper(strings.TrimSpace(r.PathValue("id")))
-	if !siteIDPattern.MatchString(id) {
-		return "", Errorf(http.StatusBadRequest, "invalid_site_id", "site id must look like SG-H01")
-	}
-	return id, nil
+	id, err := ident.ParseSiteID(r.PathValue("id"))
+	return string(id), err
 }
 
 func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) error {
@@ -117,15 +112,15 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) reconciliation(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	site := strings.ToUpper(strings.TrimSpace(q.Get("site")))
-	if !siteIDPattern.MatchString(site) {
-		return Errorf(http.StatusBadRequest, "invalid_site_id", "?site= must be a site id like SG-H01")
+	site, err := ident.ParseSiteID(q.Get("site"))
+	if err != nil {
+		return err
 	}
 	since, err := parseSince(q.Get("since"))
 	if err != nil {
 		return err
 	}
-	rep, err := s.sorting.Reconciliation(r.Context(), site, since)
+	rep, err := s.sorting.Reconciliation(r.Context(), string(site), since)
 	if err != nil {
 		return err
 	}
@@ -171,15 +166,15 @@ func (s *Server) offlineReconciliation(w http.ResponseWriter, r *http.Request) e
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	site := strings.ToUpper(strings.TrimSpace(req.Site))
-	if !siteIDPattern.MatchString(site) {
-		return Errorf(http.StatusBadRequest, "invalid_site_id", "site must be a site id like SG-H01")
+	site, err := ident.ParseSiteID(req.Site)
+	if err != nil {
+		return err
 	}
 	since, err := parseSince(req.Since)
 	if err != nil {
 		return err
 	}
-	rep, err := s.sorting.Offline(r.Context(), sorting.OfflineRequest{SiteID: site, CandidateFlow: req.CandidateFlow,
+	rep, err := s.sorting.Offline(r.Context(), sorting.OfflineRequest{SiteID: string(site), CandidateFlow: req.CandidateFlow,
 		CandidateVersion: req.CandidateVersion, Since: since, Limit: req.Limit})
 	if err != nil {
 		return err

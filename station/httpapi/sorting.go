@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/workorder"
 )
@@ -50,7 +51,7 @@ func (s *Server) sort(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) latestSort(w http.ResponseWriter, r *http.Request) error {
-	tn, err := sorting.ParseTrackingNo(r.PathValue("tracking_no"))
+	tn, err := ident.ParseTrackingNo(r.PathValue("tracking_no"))
 	if err != nil {
 		return err
 	}

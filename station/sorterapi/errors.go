@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/station/dbfail"
 
 	"go.uber.org/zap"
@@ -51,7 +52,7 @@ func (s *Server) toStatus(err error, field string) error {
 				Field: fmt.Sprintf("tracking_nos[%d]", i), Description: batch.Problems[i], Reason: "INVALID_TRACKING_NO"})
 		}
 		return withDetails(codes.InvalidArgument, err.Error(), br)
-	case errors.Is(err, sorting.ErrInvalidTrackingNo):
+	case errors.Is(err, ident.ErrInvalidTrackingNo):
 		return badRequest(field, "INVALID_TRACKING_NO", err)
 	case errors.Is(err, sorting.ErrBatchTooLarge), errors.Is(err, sorting.ErrEmptyBatch):
 		return badRequest("tracking_nos", "BATCH_SIZE", err)

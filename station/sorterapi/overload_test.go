@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/expresshub/station/ident"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
@@ -45,7 +46,7 @@ func newGateBelt() *gateBelt {
 	return &gateBelt{open: make(chan struct{}), inflight: map[string]int{}, maxSorter: map[string]int{}}
 }
 
-func (b *gateBelt) Resolve(ctx context.Context, station string, tn sorting.TrackingNo) (sorting.BeltDecision, error) {
+func (b *gateBelt) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (sorting.BeltDecision, error) {
 	p, _ := auth.FromContext(ctx)
 	b.mu.Lock()
 	b.total++

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/expresshub/station/ident"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
@@ -22,7 +23,7 @@ import (
 type Belt interface {
 	CheckStation(ctx context.Context, station string) error
 	PreSort(ctx context.Context, station string, trackingNos []string) ([]sorting.BeltDecision, time.Time, error)
-	Resolve(ctx context.Context, station string, tn sorting.TrackingNo) (sorting.BeltDecision, error)
+	Resolve(ctx context.Context, station string, tn ident.TrackingNo) (sorting.BeltDecision, error)
 	Reject(ctx context.Context, station, trackingNo, code, reason string) (sorting.BeltDecision, error)
 	Confirm(ctx context.Context, ev sorting.SorterEvent) (sorting.Confirmation, error)
 }
@@ -149,7 +150,7 @@ func (s *Server) Resolve(ctx context.Context, req *stationv1.ResolveRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	tn, err := sorting.ParseTrackingNo(req.GetTrackingNo())
+	tn, err := ident.ParseTrackingNo(req.GetTrackingNo())
 	if err != nil {
 		return nil, s.toStatus(err, "tracking_no")
 	}
@@ -280,7 +281,7 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 			defer close(sl.done)
 			mctx, mcancel := context.WithTimeout(ctx, budget)
 			defer mcancel()
-			tn, err := sorting.ParseTrackingNo(tnRaw)
+			tn, err := ident.ParseTrackingNo(tnRaw)
 			if err != nil {
 				// One bad read must not end the stream: answer the reject
 				// chute in band.

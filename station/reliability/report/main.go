@@ -296,7 +296,8 @@ func render(tests []*testResult, fuzz []fuzzResult, fuzztime, fleet time.Duratio
 var domainFuzz = []struct{ pkg, name string }{
 	{"./sorting", "FuzzFlowConfig"},
 	{"./sorting", "FuzzReleaseRule"},
-	{"./sorting", "FuzzParseTrackingNo"},
+	{"./ident", "FuzzParseTrackingNo"},
+	{"./ident", "FuzzParseSiteID"},
 	{"./dag", "FuzzCompile"},
 	{"./dag", "FuzzConfigRoundTrip"},
 }
