@@ -1,9 +1,12 @@
 package packing
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/expresshub/station/workorder"
 )
 
 // BagStatus is where a bag is in its life.
@@ -38,17 +41,10 @@ type Bag struct {
 	WorkOrderID string `json:"work_order_id,omitempty"`
 }
 
-// Sort is a parcel's current sort at a station (its newest sort result).
-type Sort struct {
-	NextHop       string // "" when the parcel went to an exception chute
-	ExceptionCode string
-}
-
 // Parcel is what Bag.Add needs to know about a parcel.
 type Parcel struct {
 	TrackingNo string
-	Sort       *Sort  // nil: never sorted at this station
-	InBag      string // the open or sealed bag of this station that holds it now, if any
+	State      workorder.Parcel // its state at the bag's station
 	// InBagElsewhere: a bag of another station holds it (its id stays there).
 	InBagElsewhere bool
 }
@@ -56,35 +52,38 @@ type Parcel struct {
 // alreadyBagged is the refusal for a parcel some bag holds; it names the bag
 // only when the bag is this station's.
 func (p Parcel) alreadyBagged() error {
-	if p.InBag == "" {
+	if p.State.BagID == "" {
 		return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo},
 			"parcel %s is already in a bag of another station", p.TrackingNo)
 	}
-	return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo, "bag_id": p.InBag},
-		"parcel %s is already in bag %s", p.TrackingNo, p.InBag)
+	return refuse(ErrAlreadyBagged, map[string]any{"tracking_no": p.TrackingNo, "bag_id": p.State.BagID},
+		"parcel %s is already in bag %s", p.TrackingNo, p.State.BagID)
 }
 
+// errAlreadyInThisBag is a repeat, not a refusal: the parcel is in the bag
+// it was scanned into.
+var errAlreadyInThisBag = errors.New("parcel is already in this bag")
+
 // Add puts a parcel in the bag: only while open, only a parcel sorted at
-// this station to the bag's next hop, and only one that is in no bag.
+// this station to the bag's next hop, and only one that is in no bag. A
+// parcel already in this bag is errAlreadyInThisBag.
 func (b *Bag) Add(p Parcel) error {
 	if b.Status != BagOpen {
 		return refuse(ErrBagSealed, map[string]any{"bag_id": b.ID, "status": b.Status},
 			"bag %s is %s and takes no parcels", b.ID, b.Status)
 	}
-	if p.InBag != "" || p.InBagElsewhere {
+	switch st := p.State.State; {
+	case st == workorder.StateBagged && p.State.BagID == b.ID:
+		return errAlreadyInThisBag
+	case p.InBagElsewhere, st == workorder.StateBagged, st == workorder.StateSealed:
 		return p.alreadyBagged()
 	}
-	if p.Sort == nil {
-		return refuse(ErrNotSorted, map[string]any{"tracking_no": p.TrackingNo},
-			"parcel %s was not sorted at %s", p.TrackingNo, b.StationID)
+	if err := workorder.Check(workorder.OpBagAdd, p.State); err != nil {
+		return err
 	}
-	if p.Sort.NextHop == "" {
-		return refuse(ErrNotSorted, map[string]any{"tracking_no": p.TrackingNo, "exception_code": p.Sort.ExceptionCode},
-			"parcel %s was sorted as an exception (%s)", p.TrackingNo, p.Sort.ExceptionCode)
-	}
-	if p.Sort.NextHop != b.NextHop {
-		return refuse(ErrWrongNextHop, map[string]any{"tracking_no": p.TrackingNo, "parcel_next_hop": p.Sort.NextHop, "bag_next_hop": b.NextHop},
-			"parcel %s goes to %s, bag %s to %s", p.TrackingNo, p.Sort.NextHop, b.ID, b.NextHop)
+	if p.State.NextHop != b.NextHop {
+		return refuse(ErrWrongNextHop, map[string]any{"tracking_no": p.TrackingNo, "parcel_next_hop": p.State.NextHop, "bag_next_hop": b.NextHop},
+			"parcel %s goes to %s, bag %s to %s", p.TrackingNo, p.State.NextHop, b.ID, b.NextHop)
 	}
 	b.Items = append(b.Items, p.TrackingNo)
 	b.ItemCount++
@@ -147,7 +146,7 @@ type ItemChange struct {
 	WorkOrderID string    `json:"work_order_id"`
 	BagID       string    `json:"bag_id"`
 	TrackingNo  string    `json:"tracking_no"`
-	Action      string    `json:"action"` // "added" | "removed"
+	Action      string    `json:"action"` // "added", "removed" or "already_in_this_bag" (a repeat: nothing recorded)
 	NextHop     string    `json:"next_hop"`
 	ItemCount   int       `json:"item_count"`
 	At          time.Time `json:"at"`

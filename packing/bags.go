@@ -2,12 +2,11 @@ package packing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/clients"
@@ -20,14 +19,6 @@ const (
 	OpBagAdd    = "bag_add"
 	OpBagRemove = "bag_remove"
 	OpBagSeal   = "bag_seal"
-)
-
-// Tracking event types written by packing (the order center's names).
-const (
-	EventBagged    = "bagged"
-	EventUnbagged  = "unbagged"
-	EventBagSealed = "bag_sealed"
-	EventDeparted  = "departed"
 )
 
 // Open opens a bag at the actor's station for one next hop. The bag id
@@ -54,7 +45,8 @@ func (s *Service) Open(ctx context.Context, act Actor, nextHop, scanID string) (
 	if err != nil {
 		return Receipt[Bag]{}, err
 	}
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (Bag, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (Bag, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		b := Bag{ID: bagID, StationID: act.StationID, NextHop: hop, Status: BagOpen,
 			OpenedBy: act.OperatorID, OpenedAt: now.UTC(), WorkOrderID: id.String()}
 		_, err := tx.Exec(ctx,
@@ -95,19 +87,24 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 	}
 	bagID = strings.TrimSpace(bagID)
 	hash := workorder.RequestHash(OpBagAdd, bagID, no)
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (ItemChange, workorder.Order, error) {
+	return answerRepeat(write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (ItemChange, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		b, err := lockBag(ctx, tx, act.StationID, bagID, false)
 		if err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		p := Parcel{TrackingNo: no}
-		if p.Sort, err = currentSort(ctx, tx, act.StationID, no); err != nil {
+		if p.State, err = tx.Parcel(ctx, no); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
-		if p.InBag, p.InBagElsewhere, err = holder(ctx, tx, act.StationID, no); err != nil {
+		if _, p.InBagElsewhere, err = holder(ctx, tx, act.StationID, no); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		if err := b.Add(p); err != nil {
+			if errors.Is(err, errAlreadyInThisBag) {
+				return ItemChange{}, workorder.Order{}, &repeat[ItemChange]{ItemChange{BagID: b.ID, TrackingNo: no,
+					Action: "already_in_this_bag", NextHop: b.NextHop, ItemCount: b.ItemCount, At: p.State.UpdatedAt}}
+			}
 			return ItemChange{}, workorder.Order{}, err
 		}
 		// The partial unique index is the final word across instances: a
@@ -125,7 +122,8 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 			if err != nil {
 				return ItemChange{}, workorder.Order{}, err
 			}
-			return ItemChange{}, workorder.Order{}, Parcel{TrackingNo: no, InBag: other, InBagElsewhere: elsewhere}.alreadyBagged()
+			p.State.BagID, p.InBagElsewhere = other, elsewhere
+			return ItemChange{}, workorder.Order{}, p.alreadyBagged()
 		}
 		if err := setItemCount(ctx, tx, b); err != nil {
 			return ItemChange{}, workorder.Order{}, err
@@ -133,10 +131,11 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 		ch := ItemChange{WorkOrderID: id.String(), BagID: b.ID, TrackingNo: no, Action: "added",
 			NextHop: b.NextHop, ItemCount: b.ItemCount, At: now.UTC()}
 		return ch, workorder.Order{Type: OpBagAdd, TrackingNo: no, SubjectID: b.ID, Events: []workorder.Event{{
-			TrackingNo: no, Type: EventBagged, OccurredAt: now,
+			TrackingNo: no, Type: workorder.EventBagged, OccurredAt: now,
 			Payload: map[string]any{"bag_id": b.ID, "next_hop": b.NextHop},
-		}}}, nil
-	})
+		}}, Moves: []workorder.Move{{Op: workorder.OpBagAdd, TrackingNo: no, To: workorder.StateBagged,
+			NextHop: p.State.NextHop, Chute: p.State.Chute, BagID: b.ID}}}, nil
+	}))
 }
 
 // RemoveItem takes a parcel out of an open bag of the actor's station.
@@ -147,12 +146,17 @@ func (s *Service) RemoveItem(ctx context.Context, act Actor, bagID, trackingNo, 
 	}
 	bagID = strings.TrimSpace(bagID)
 	hash := workorder.RequestHash(OpBagRemove, bagID, no)
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (ItemChange, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (ItemChange, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		b, err := lockBag(ctx, tx, act.StationID, bagID, true)
 		if err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		if err := b.Remove(no); err != nil {
+			return ItemChange{}, workorder.Order{}, err
+		}
+		p, err := tx.Parcel(ctx, no)
+		if err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM bag_items WHERE bag_id = $1 AND tracking_no = $2`, b.ID, no); err != nil {
@@ -164,9 +168,10 @@ func (s *Service) RemoveItem(ctx context.Context, act Actor, bagID, trackingNo, 
 		ch := ItemChange{WorkOrderID: id.String(), BagID: b.ID, TrackingNo: no, Action: "removed",
 			NextHop: b.NextHop, ItemCount: b.ItemCount, At: now.UTC()}
 		return ch, workorder.Order{Type: OpBagRemove, TrackingNo: no, SubjectID: b.ID, Events: []workorder.Event{{
-			TrackingNo: no, Type: EventUnbagged, OccurredAt: now,
+			TrackingNo: no, Type: workorder.EventUnbagged, OccurredAt: now,
 			Payload: map[string]any{"bag_id": b.ID},
-		}}}, nil
+		}}, Moves: []workorder.Move{{Op: workorder.OpBagRemove, TrackingNo: no, To: workorder.StateSorted,
+			NextHop: p.NextHop, Chute: p.Chute}}}, nil
 	})
 }
 
@@ -179,7 +184,8 @@ func (s *Service) Seal(ctx context.Context, act Actor, bagID string, weightG int
 	}
 	bagID = strings.TrimSpace(bagID)
 	hash := workorder.RequestHash(OpBagSeal, bagID, fmt.Sprint(weightG))
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (Bag, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (Bag, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		b, err := lockBag(ctx, tx, act.StationID, bagID, true)
 		if err != nil {
 			return Bag{}, workorder.Order{}, err
@@ -194,11 +200,15 @@ func (s *Service) Seal(ctx context.Context, act Actor, bagID string, weightG int
 		}
 		events := make([]workorder.Event, 0, len(b.Items))
 		for _, no := range b.Items {
-			events = append(events, workorder.Event{TrackingNo: no, Type: EventBagSealed, OccurredAt: now,
+			events = append(events, workorder.Event{TrackingNo: no, Type: workorder.EventBagSealed, OccurredAt: now,
 				Payload: map[string]any{"bag_id": b.ID, "next_hop": b.NextHop, "weight_g": b.WeightG}})
 		}
+		moves, err := follow(ctx, tx, workorder.OpBagSeal, workorder.StateSealed, "", b.ID)
+		if err != nil {
+			return Bag{}, workorder.Order{}, err
+		}
 		b.WorkOrderID = id.String()
-		return *b, workorder.Order{Type: OpBagSeal, SubjectID: b.ID, Events: events}, nil
+		return *b, workorder.Order{Type: OpBagSeal, SubjectID: b.ID, Events: events, Moves: moves}, nil
 	})
 }
 
@@ -307,27 +317,38 @@ func setItemCount(ctx context.Context, tx pgx.Tx, b *Bag) error {
 	return nil
 }
 
-// currentSort is the parcel's newest sort result at the station; nil when
-// it was never sorted there.
-func currentSort(ctx context.Context, q querier, stationID, trackingNo string) (*Sort, error) {
-	var hop, code *string
-	err := q.QueryRow(ctx,
-		`SELECT next_hop, exception_code FROM sort_results WHERE station_id = $1 AND tracking_no = $2
-		 ORDER BY created_at DESC, id DESC LIMIT 1`, stationID, trackingNo).Scan(&hop, &code)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
+// follow moves every parcel of the bags along with them (sealed with
+// their bag, departed with their handover).
+func follow(ctx context.Context, tx *workorder.Tx, op workorder.Op, to workorder.State, handoverID string, bagIDs ...string) ([]workorder.Move, error) {
+	parcels, err := tx.ParcelsInBag(ctx, bagIDs...)
 	if err != nil {
-		return nil, fmt.Errorf("packing: current sort: %w", err)
+		return nil, err
 	}
-	s := &Sort{}
-	if hop != nil {
-		s.NextHop = *hop
+	moves := make([]workorder.Move, 0, len(parcels))
+	for _, p := range parcels {
+		moves = append(moves, workorder.Move{Op: op, TrackingNo: p.TrackingNo, To: to, NextHop: p.NextHop, Chute: p.Chute,
+			BagID: p.BagID, HandoverID: handoverID})
 	}
-	if code != nil {
-		s.ExceptionCode = *code
+	return moves, nil
+}
+
+// repeat is what a change returns for a repeat of what already happened:
+// nothing is recorded, and the caller answers value.
+type repeat[T any] struct{ value T }
+
+func (r *repeat[T]) Error() string { return "repeat" }
+
+// answerRepeat turns a repeat into its answer.
+func answerRepeat[T any](r Receipt[T], err error) (Receipt[T], error) {
+	rep, ok := errors.AsType[*repeat[T]](err)
+	if !ok {
+		return r, err
 	}
-	return s, nil
+	body, merr := json.Marshal(rep.value)
+	if merr != nil {
+		return r, merr
+	}
+	return Receipt[T]{Value: rep.value, Body: body}, nil
 }
 
 // holder is the open or sealed bag that holds the parcel, "" if none.

@@ -112,7 +112,7 @@ func TestAddItemRules(t *testing.T) {
 		no := e.parcel()
 		e.sorted(station, no, "")
 		_, err := e.svc.AddItem(ctx(t), e.op, b.ID, no, e.scan())
-		wantErr(t, err, packing.ErrNotSorted)
+		wantErr(t, err, workorder.ErrParcelAside)
 		if d := details(t, err); d["exception_code"] != "RESTRICTED_GOODS" {
 			t.Fatalf("details %v", d)
 		}
@@ -140,12 +140,22 @@ func TestAddItemRules(t *testing.T) {
 	t.Run("already bagged names the bag", func(t *testing.T) {
 		no := e.sortedParcel(hop)
 		e.add(b.ID, no)
-		for _, target := range []string{b.ID, other.ID} {
-			_, err := e.svc.AddItem(ctx(t), e.op, target, no, e.scan())
-			wantErr(t, err, packing.ErrAlreadyBagged)
-			if d := details(t, err); d["bag_id"] != b.ID {
-				t.Fatalf("details %v, want bag %s", d, b.ID)
-			}
+		_, err := e.svc.AddItem(ctx(t), e.op, other.ID, no, e.scan())
+		wantErr(t, err, packing.ErrAlreadyBagged)
+		if d := details(t, err); d["bag_id"] != b.ID {
+			t.Fatalf("details %v, want bag %s", d, b.ID)
+		}
+	})
+	t.Run("into the bag it is in is a repeat", func(t *testing.T) {
+		no := e.sortedParcel(hop)
+		e.add(b.ID, no)
+		orders := e.count(`SELECT count(*) FROM work_orders`)
+		r, err := e.svc.AddItem(ctx(t), e.op, b.ID, no, e.scan())
+		if err != nil || r.Value.Action != "already_in_this_bag" || r.Value.BagID != b.ID || r.Replayed {
+			t.Fatalf("%+v %v", r.Value, err)
+		}
+		if n := e.count(`SELECT count(*) FROM work_orders`); n != orders {
+			t.Fatalf("a repeat recorded %d work orders", n-orders)
 		}
 	})
 	t.Run("already bagged at another station keeps that bag's id there", func(t *testing.T) {
@@ -189,8 +199,8 @@ func TestAddItemRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ItemCount != 3 || len(got.Items) != 3 {
-		t.Fatalf("bag holds %d (%v), want the 3 accepted parcels", got.ItemCount, got.Items)
+	if got.ItemCount != 4 || len(got.Items) != 4 {
+		t.Fatalf("bag holds %d (%v), want the 4 accepted parcels", got.ItemCount, got.Items)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/workorder"
 )
 
 // Sentinel errors; every error this package returns for a client's mistake
@@ -18,7 +19,7 @@ var (
 	ErrBagNotFound       = errors.New("bag not found")
 	ErrNotInBag          = errors.New("parcel is not in this bag")
 	ErrOtherStation      = errors.New("object belongs to another station")
-	ErrNotSorted         = errors.New("parcel is not sorted to a next hop at this station")
+	ErrNotSorted         = workorder.ErrParcelNotSorted
 	ErrWrongNextHop      = errors.New("parcel is sorted to another next hop")
 	ErrAlreadyBagged     = errors.New("parcel is already in a bag")
 	ErrBagSealed         = errors.New("bag is sealed")

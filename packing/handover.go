@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/clients"
@@ -203,7 +202,8 @@ func (s *Service) OpenHandover(ctx context.Context, act Actor, req HandoverReque
 			return Receipt[Handover]{}, err
 		}
 	}
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (Handover, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (Handover, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		h := Handover{ID: id.String(), StationID: act.StationID, Type: req.Type, TripStops: stops,
 			Status: HandoverOpen, Bags: []HandoverBag{}, CreatedBy: act.OperatorID, CreatedAt: now.UTC(), WorkOrderID: id.String()}
 		h.setRef(ref)
@@ -245,7 +245,8 @@ func (s *Service) AddBagToHandover(ctx context.Context, act Actor, handoverID, b
 		return Receipt[HandoverBagAdded]{}, refuse(ErrBagNotFound, nil, "bag_id is required")
 	}
 	hash := workorder.RequestHash(OpHandoverAdd, handoverID, bagID)
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (HandoverBagAdded, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (HandoverBagAdded, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		// Lock order everywhere: the handover, then its bags.
 		h, err := loadHandover(ctx, tx, act.StationID, handoverID, true)
 		if err != nil {
@@ -280,7 +281,8 @@ func (s *Service) AddBagToHandover(ctx context.Context, act Actor, handoverID, b
 func (s *Service) CloseHandover(ctx context.Context, act Actor, handoverID, scanID string) (Receipt[Handover], error) {
 	handoverID = strings.TrimSpace(handoverID)
 	hash := workorder.RequestHash(OpHandoverClose, handoverID)
-	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, now time.Time) (Handover, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (Handover, workorder.Order, error) {
+		id, now := tx.ID, tx.Now
 		h, err := loadHandover(ctx, tx, act.StationID, handoverID, true)
 		if err != nil {
 			return Handover{}, workorder.Order{}, err
@@ -309,16 +311,20 @@ func (s *Service) CloseHandover(ctx context.Context, act Actor, handoverID, scan
 		if _, err := tx.Exec(ctx, `UPDATE bag_items SET departed = true WHERE bag_id = ANY($1)`, ids); err != nil {
 			return Handover{}, workorder.Order{}, fmt.Errorf("packing: release parcels: %w", err)
 		}
+		moves, err := follow(ctx, tx, workorder.OpHandover, workorder.StateDeparted, h.ID, ids...)
+		if err != nil {
+			return Handover{}, workorder.Order{}, err
+		}
 		var events []workorder.Event
 		for _, b := range h.Bags {
 			for _, no := range parcels[b.BagID] {
-				events = append(events, workorder.Event{TrackingNo: no, Type: EventDeparted, OccurredAt: now,
+				events = append(events, workorder.Event{TrackingNo: no, Type: workorder.EventDeparted, OccurredAt: now,
 					Payload: map[string]any{"bag_id": b.BagID, "next_hop": b.NextHop, "handover_id": h.ID,
 						"handover_type": string(h.Type), "carrier_ref": h.Ref()}})
 			}
 		}
 		h.WorkOrderID = id.String()
-		return *h, workorder.Order{Type: OpHandoverClose, SubjectID: h.ID, Events: events}, nil
+		return *h, workorder.Order{Type: OpHandoverClose, SubjectID: h.ID, Events: events, Moves: moves}, nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/packing"
+	"github.com/expresshub/station/workorder"
 )
 
 // linehaulTo returns a trip leaving the station that stops at nextHop.
@@ -155,8 +156,12 @@ func TestCloseHandoverDepartsEveryParcel(t *testing.T) {
 		WHERE w.type = 'handover_close' AND o.type = 'departed'`); n != 5 {
 		t.Fatalf("%d departed events in the close work order", n)
 	}
-	// A departed parcel no longer blocks a bag (it may come back one day).
+	// A departed parcel is neither sorted nor bagged again until it is
+	// received again: a parcel that comes back starts a new visit.
 	back := b1.Items[0]
+	_, err = e.svc.AddItem(ctx(t), e.op, e.open(hop).ID, back, e.scan())
+	wantErr(t, err, workorder.ErrParcelDeparted)
+	e.received(station, back)
 	e.sorted(station, back, hop)
 	e.add(e.open(hop).ID, back)
 }

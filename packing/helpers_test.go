@@ -2,6 +2,7 @@ package packing_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/expresshub/station/clients"
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/clients/sim/simtest"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/migrations/dbtest"
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/workorder"
@@ -67,23 +69,32 @@ func (e *env) scan() string { return fmt.Sprintf("scan-%d", e.seq.Add(1)) }
 // parcel returns a new well-formed tracking number.
 func (e *env) parcel() string { return fmt.Sprintf("SG%06d%06d", e.base, e.seq.Add(1)) }
 
-// sorted records a sort result for a parcel at a station the way the
-// sorting package will: packing only reads the newest sort_results row of
-// (station, parcel). Tests insert the row directly because they exercise
-// packing, not sorting. nextHop "" records an exception sort.
+// sorted records a sort of a parcel at a station through the work-order
+// door, as the sorting package does: packing decides on the parcel's state
+// at the station. nextHop "" records an exception sort.
 func (e *env) sorted(stationID, trackingNo, nextHop string) {
 	e.t.Helper()
-	var hopArg, code any
-	if nextHop != "" {
-		hopArg = nextHop
-	} else {
-		code = "RESTRICTED_GOODS"
+	move := workorder.Move{Op: workorder.OpSort, TrackingNo: trackingNo, To: workorder.StateSorted, NextHop: nextHop, Chute: 7}
+	if nextHop == "" {
+		move.To, move.ExceptionCode, move.Chute = workorder.StateAside, "RESTRICTED_GOODS", 99
 	}
-	_, err := e.db.Exec(context.Background(),
-		`INSERT INTO sort_results (id, station_id, tracking_no, next_hop, chute, exception_code, flow, flow_version, created_at)
-		 VALUES ($1, $2, $3, $4, 7, $5, 'test', 1, clock_timestamp())`,
-		workorder.NewID(), stationID, trackingNo, hopArg, code)
-	if err != nil {
+	o := workorder.Order{ID: workorder.NewID(), StationID: stationID, Type: "sort", TrackingNo: trackingNo,
+		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "sorter-test"}, ScanID: "sort-" + e.scan(),
+		RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}"), Moves: []workorder.Move{move}}
+	if _, err := workorder.Commit[json.RawMessage](context.Background(), e.db, o, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// received records a receive of the parcel at the station, as the sorting
+// package does.
+func (e *env) received(stationID, trackingNo string) {
+	e.t.Helper()
+	o := workorder.Order{ID: workorder.NewID(), StationID: stationID, Type: "receive", TrackingNo: trackingNo,
+		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op-test"}, ScanID: "receive-" + e.scan(),
+		RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}"),
+		Moves: []workorder.Move{{Op: workorder.OpReceive, TrackingNo: trackingNo, To: workorder.StateReceived}}}
+	if _, err := workorder.Commit[json.RawMessage](context.Background(), e.db, o, nil); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -167,6 +178,9 @@ func wantErr(t testing.TB, err, target error) {
 // details returns the client-facing details of a refusal.
 func details(t testing.TB, err error) map[string]any {
 	t.Helper()
+	if f, ok := fault.As(err); ok && f.Details != nil {
+		return f.Details
+	}
 	var r *packing.RefusalError
 	if !errors.As(err, &r) {
 		t.Fatalf("error %v carries no details", err)

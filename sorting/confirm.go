@@ -2,14 +2,11 @@ package sorting
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/ident"
@@ -104,14 +101,44 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 		occurred = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
 	}
 	hash := workorder.RequestHash("sorter_confirm", string(ev.Outcome), string(tn), strconv.Itoa(ev.Chute), occurred)
-	if c, err := b.replayConfirm(ctx, ev.StationID, scanID, hash); !errors.Is(err, workorder.ErrNotFound) {
-		return c, err
-	}
-
 	now := b.now().UTC().Truncate(time.Millisecond)
 	at := ev.OccurredAt.UTC()
 	if ev.OccurredAt.IsZero() {
 		at = now
+	}
+	req := workorder.Request{StationID: ev.StationID, ScanID: scanID, Hash: hash, Type: "sorter_confirm", Now: now,
+		Actor: workorder.Actor{Kind: workorder.ActorSorter, ID: ev.SorterID}}
+	out, err := workorder.Transact(ctx, b.db, req, func(ctx context.Context, tx *workorder.Tx) (Confirmation, workorder.Order, error) {
+		return b.confirmTx(ctx, tx, ev, tn, role, at)
+	})
+	if err != nil {
+		if se, ok := errors.AsType[*SequenceError](err); ok {
+			return Confirmation{}, se
+		}
+		return Confirmation{}, fmt.Errorf("sorting: confirm %s: %w", scanID, err)
+	}
+	c := out.Value
+	c.Replayed = out.Replayed
+	if !out.Replayed && (ev.Outcome == OutcomeChuteFull || ev.Outcome == OutcomeChuteCleared) {
+		b.chutesChanged(ctx, ev.StationID)
+	}
+	return c, nil
+}
+
+// confirmTx records one sorter event inside its work order's transaction.
+func (b *Belt) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, tn ident.TrackingNo, role chuteUse, at time.Time) (Confirmation, workorder.Order, error) {
+	// One sorter's events are recorded one at a time, so "newest" is well
+	// defined; other sorters are not held up.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 11))`, "sorter:"+ev.SorterID); err != nil {
+		return Confirmation{}, workorder.Order{}, err
+	}
+	var newest int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM sorter_confirms WHERE sorter_id = $1`, ev.SorterID).
+		Scan(&newest); err != nil {
+		return Confirmation{}, workorder.Order{}, err
+	}
+	if ev.Sequence <= uint64(newest) {
+		return Confirmation{}, workorder.Order{}, &SequenceError{Sequence: ev.Sequence, Newest: uint64(newest)}
 	}
 	// What the belt decided for the parcel, to name its flow and exception.
 	var known entry
@@ -119,10 +146,9 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 	if tn != "" {
 		known, hasEntry, _ = b.loadPG(ctx, ev.StationID, tn)
 	}
-	woID := workorder.NewID()
 	c := Confirmation{
 		Result: Result{TrackingNo: string(tn), StationID: ev.StationID, Chute: ev.Chute, Flow: "sorter",
-			WorkOrderID: woID.String(), SortedAt: at, Degraded: []dag.Degradation{}},
+			WorkOrderID: tx.ID.String(), SortedAt: at, Degraded: []dag.Degradation{}},
 		SorterID: ev.SorterID, Sequence: ev.Sequence, Outcome: ev.Outcome, OccurredAt: at,
 	}
 	if hasEntry {
@@ -139,10 +165,6 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 			c.Exception, writeSort = &Exception{Code: known.ExcCode, Reason: known.ExcReason}, true
 		}
 	}
-	body, err := json.Marshal(c)
-	if err != nil {
-		return Confirmation{}, err
-	}
 	payload := map[string]any{"outcome": string(ev.Outcome), "sorter_id": ev.SorterID, "sequence": ev.Sequence}
 	if ev.Chute != 0 {
 		payload["chute"] = ev.Chute
@@ -150,98 +172,60 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 	if c.NextHop != nil {
 		payload["next_hop"] = *c.NextHop
 	}
-	var events []workorder.Event
+	order := workorder.Order{Type: "sorter_confirm", TrackingNo: string(tn), Outcome: string(ev.Outcome)}
 	if tn != "" {
-		events = []workorder.Event{{TrackingNo: string(tn), Type: "sorter_confirmed", OccurredAt: at, Payload: payload}}
+		order.Events = []workorder.Event{{TrackingNo: string(tn), Type: workorder.EventSorterConfirmed, OccurredAt: at, Payload: payload}}
 	}
-	var subject string
 	if ev.Chute != 0 {
-		subject = "chute:" + strconv.Itoa(ev.Chute)
+		order.SubjectID = "chute:" + strconv.Itoa(ev.Chute)
 	}
-
-	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
-		// One sorter's events are recorded one at a time, so "newest" is
-		// well defined; other sorters are not held up.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 11))`, "sorter:"+ev.SorterID); err != nil {
-			return err
+	var tnArg, chuteArg any
+	if tn != "" {
+		tnArg = string(tn)
+	}
+	if ev.Chute != 0 {
+		chuteArg = ev.Chute
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO sorter_confirms (sorter_id, seq, station_id, work_order_id, tracking_no, outcome, chute, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		ev.SorterID, int64(ev.Sequence), ev.StationID, tx.ID, tnArg, string(ev.Outcome), chuteArg, at); err != nil {
+		return Confirmation{}, workorder.Order{}, err
+	}
+	switch ev.Outcome {
+	case OutcomeChuteFull, OutcomeChuteCleared:
+		err := setChuteTx(ctx, tx, ev.StationID, ev.Chute, ev.Outcome == OutcomeChuteFull, ev.SorterID)
+		return c, order, err
+	}
+	if !writeSort {
+		return c, order, nil
+	}
+	// The parcel's state follows the chute it went into, unless a bag
+	// already holds it: the machine reports, it does not unbag.
+	p, err := tx.Parcel(ctx, string(tn))
+	if err != nil {
+		return Confirmation{}, workorder.Order{}, err
+	}
+	if p.State != workorder.StateBagged && p.State != workorder.StateSealed {
+		move := workorder.Move{Op: workorder.OpConfirm, TrackingNo: string(tn), To: workorder.StateSorted, Chute: ev.Chute}
+		if c.NextHop != nil {
+			move.NextHop = *c.NextHop
 		}
-		var newest int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM sorter_confirms WHERE sorter_id = $1`, ev.SorterID).
-			Scan(&newest); err != nil {
-			return err
-		}
-		if ev.Sequence <= uint64(newest) {
-			return &SequenceError{Sequence: ev.Sequence, Newest: uint64(newest)}
-		}
-		if err := workorder.Record(ctx, tx, workorder.Order{
-			ID: woID, StationID: ev.StationID, Type: "sorter_confirm", TrackingNo: string(tn), SubjectID: subject,
-			Actor: workorder.Actor{Kind: workorder.ActorSorter, ID: ev.SorterID}, ScanID: scanID, RequestHash: hash,
-			Outcome: string(ev.Outcome), Response: body, Events: events,
-		}); err != nil {
-			return err
-		}
-		var tnArg, chuteArg any
-		if tn != "" {
-			tnArg = string(tn)
-		}
-		if ev.Chute != 0 {
-			chuteArg = ev.Chute
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO sorter_confirms (sorter_id, seq, station_id, work_order_id, tracking_no, outcome, chute, occurred_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			ev.SorterID, int64(ev.Sequence), ev.StationID, woID, tnArg, string(ev.Outcome), chuteArg, at); err != nil {
-			return err
-		}
-		switch ev.Outcome {
-		case OutcomeChuteFull, OutcomeChuteCleared:
-			return setChuteTx(ctx, tx, ev.StationID, ev.Chute, ev.Outcome == OutcomeChuteFull, ev.SorterID)
-		}
-		if !writeSort {
-			return nil
-		}
-		var code, reason *string
 		if c.Exception != nil {
-			code, reason = &c.Exception.Code, &c.Exception.Reason
+			move.To, move.ExceptionCode = workorder.StateAside, c.Exception.Code
 		}
-		_, err := tx.Exec(ctx, `
-			INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
-			                          flow, flow_version, source, created_at)
-			VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, 'sorter', $10)`,
-			woID, ev.StationID, string(tn), c.NextHop, ev.Chute, code, reason, c.Flow, c.FlowVersion, now)
-		return err
-	})
-	if errors.Is(err, workorder.ErrDuplicateScan) || errors.Is(err, ErrSequenceBackwards) {
-		// A concurrent delivery of this very event may have won: that is a
-		// replay, not a sequence going backwards.
-		if c, rerr := b.replayConfirm(ctx, ev.StationID, scanID, hash); !errors.Is(rerr, workorder.ErrNotFound) {
-			return c, rerr
-		}
+		order.Moves = []workorder.Move{move}
 	}
-	if err != nil {
-		var se *SequenceError
-		if errors.As(err, &se) {
-			return Confirmation{}, se
-		}
-		return Confirmation{}, fmt.Errorf("sorting: confirm %s: %w", scanID, err)
+	var code, reason *string
+	if c.Exception != nil {
+		code, reason = &c.Exception.Code, &c.Exception.Reason
 	}
-	if ev.Outcome == OutcomeChuteFull || ev.Outcome == OutcomeChuteCleared {
-		b.chutesChanged(ctx, ev.StationID)
-	}
-	return c, nil
-}
-
-func (b *Belt) replayConfirm(ctx context.Context, station, scanID string, hash []byte) (Confirmation, error) {
-	body, err := workorder.Replay(ctx, b.db, station, scanID, hash)
-	if err != nil {
-		return Confirmation{}, err
-	}
-	var c Confirmation
-	if err := json.Unmarshal(body, &c); err != nil {
-		return Confirmation{}, fmt.Errorf("sorting: stored confirmation: %w", err)
-	}
-	c.Replayed = true
-	return c, nil
+	_, err = tx.Exec(ctx, `
+		INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
+		                          flow, flow_version, source, created_at)
+		VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, 'sorter', $10)`,
+		tx.ID, ev.StationID, string(tn), c.NextHop, ev.Chute, code, reason, c.Flow, c.FlowVersion, tx.Now)
+	return c, order, err
 }
 
 func (ev SorterEvent) validate() (ident.TrackingNo, error) {

@@ -10,25 +10,27 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
 // Receipt is the answer to an inbound scan.
 type Receipt struct {
-	TrackingNo  string     `json:"tracking_no"`
-	StationID   string     `json:"station_id"`
-	Accepted    bool       `json:"accepted"`
-	Exception   *Exception `json:"exception"`
-	WorkOrderID string     `json:"work_order_id"`
-	ReceivedAt  time.Time  `json:"received_at"`
+	TrackingNo string     `json:"tracking_no"`
+	StationID  string     `json:"station_id"`
+	Accepted   bool       `json:"accepted"`
+	Exception  *Exception `json:"exception"`
+	// Duplicate: the parcel was already here (received, sorted or bagged in
+	// this visit); nothing was recorded, and WorkOrderID and ReceivedAt
+	// name the visit's first operation.
+	Duplicate   bool      `json:"duplicate,omitempty"`
+	State       string    `json:"state,omitempty"` // with Duplicate: where the parcel is now
+	WorkOrderID string    `json:"work_order_id"`
+	ReceivedAt  time.Time `json:"received_at"`
 }
 
-// ReceiveOutcome is a receipt plus what the edge needs to answer.
-type ReceiveOutcome struct {
-	Receipt  Receipt
-	Body     []byte
-	Replayed bool
-}
+// ReceiveOutcome is a receive's answer and its stored body.
+type ReceiveOutcome = workorder.Receipt[Receipt]
 
 // Receive records a parcel's arrival at a station: the waybill must exist,
 // the parcel must be routed via the station and be neither cancelled nor
@@ -62,20 +64,23 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	if err != nil {
 		return ReceiveOutcome{}, err
 	}
-	outcome, eventType, payload := "ok", "arrived", map[string]any{}
+	outcome, eventType, payload := "ok", workorder.EventArrived, map[string]any{}
+	move := workorder.Move{Op: workorder.OpReceive, TrackingNo: rc.TrackingNo, To: workorder.StateReceived}
 	var code, reason *string
 	if rc.Exception != nil {
-		outcome, eventType = rc.Exception.Code, "exception"
+		outcome, eventType = rc.Exception.Code, workorder.EventException
 		code, reason = &rc.Exception.Code, &rc.Exception.Reason
 		payload["code"], payload["reason"], payload["stage"] = rc.Exception.Code, rc.Exception.Reason, "receive"
+		move.To, move.ExceptionCode = workorder.StateAside, rc.Exception.Code
 	}
 	order := workorder.Order{
 		ID: woID, StationID: scan.StationID, Type: "receive", TrackingNo: rc.TrackingNo, Actor: scan.Actor,
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
+		Moves:  []workorder.Move{move},
 	}
 	var spread bool
-	stored, replay, err := workorder.CommitBatch(ctx, s.db, order, func(b *pgx.Batch) {
+	out, err := workorder.Commit[Receipt](ctx, s.db, order, func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
 		if dropsBeltAnswer(rc.Exception) {
@@ -84,16 +89,29 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 			s.belt.queueDrop(b, scan.StationID, tn, rc.ReceivedAt, &spread)
 		}
 	})
+	if se, ok := errors.AsType[*workorder.StateError](err); ok && errors.Is(se, workorder.ErrRepeat) {
+		return duplicateReceipt(se.Parcel)
+	}
 	if err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
 	}
-	if replay {
-		return receiptReplay(stored)
-	}
-	if spread {
+	if spread && !out.Replayed {
 		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
 	}
-	return ReceiveOutcome{Receipt: rc, Body: body}, nil
+	return out, nil
+}
+
+// duplicateReceipt answers a receive of a parcel that is already here: the
+// visit's first operation, and where the parcel is now. Nothing is recorded,
+// so a retry gets the same answer while the parcel stays.
+func duplicateReceipt(p workorder.Parcel) (ReceiveOutcome, error) {
+	rc := Receipt{TrackingNo: p.TrackingNo, StationID: p.StationID, Accepted: true, Duplicate: true,
+		State: string(p.State), WorkOrderID: p.VisitOrderID.String(), ReceivedAt: p.VisitStarted}
+	body, err := json.Marshal(rc)
+	if err != nil {
+		return ReceiveOutcome{}, err
+	}
+	return ReceiveOutcome{Value: rc, Body: body}, nil
 }
 
 func receiptReplay(body []byte) (ReceiveOutcome, error) {
@@ -101,5 +119,22 @@ func receiptReplay(body []byte) (ReceiveOutcome, error) {
 	if err := json.Unmarshal(body, &rc); err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: stored receipt: %w", err)
 	}
-	return ReceiveOutcome{Receipt: rc, Body: body, Replayed: true}, nil
+	return ReceiveOutcome{Value: rc, Body: body, Replayed: true}, nil
+}
+
+// ParcelView is a parcel's state at a station and the work orders that put
+// it there, oldest first.
+type ParcelView struct {
+	workorder.Parcel
+	WorkOrders []workorder.Entry `json:"work_orders"`
+}
+
+// Parcel is where a parcel is at a station and how it got there. A parcel
+// the station never saw has state "" and no work orders.
+func (s *Service) Parcel(ctx context.Context, stationID string, tn ident.TrackingNo) (ParcelView, error) {
+	p, entries, err := workorder.History(ctx, s.db, stationID, string(tn))
+	if err != nil {
+		return ParcelView{}, err
+	}
+	return ParcelView{Parcel: p, WorkOrders: entries}, nil
 }

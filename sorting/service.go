@@ -47,12 +47,9 @@ type Result struct {
 	Trace       *dag.Trace        `json:"trace,omitempty"`
 }
 
-// Outcome is a sort's result plus what the edge needs to answer.
-type Outcome struct {
-	Result   Result
-	Body     []byte // the stored response, returned byte for byte on replay
-	Replayed bool
-}
+// Outcome is a sort's answer: the result and the stored body, returned
+// byte for byte on replay.
+type Outcome = workorder.Receipt[Result]
 
 // SortOptions adjust one sort.
 type SortOptions struct {
@@ -242,7 +239,7 @@ func replayed(body []byte) (Outcome, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Outcome{}, fmt.Errorf("sorting: stored response: %w", err)
 	}
-	return Outcome{Result: r, Body: body, Replayed: true}, nil
+	return Outcome{Value: r, Body: body, Replayed: true}, nil
 }
 
 // record writes the sort result, its work order and its tracking event in one
@@ -262,27 +259,32 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	if err != nil {
 		return Outcome{}, err
 	}
-	outcome, eventType, payload := "ok", "sorted", map[string]any{"chute": res.Chute, "flow": res.Flow, "flow_version": res.FlowVersion}
+	outcome, eventType, payload := "ok", workorder.EventSorted, map[string]any{"chute": res.Chute, "flow": res.Flow, "flow_version": res.FlowVersion}
 	var hop, excCode, excReason *string
+	move := workorder.Move{Op: workorder.OpSort, TrackingNo: res.TrackingNo, To: workorder.StateSorted, Chute: res.Chute}
 	if res.NextHop != nil {
 		hop = res.NextHop
 		payload["next_hop"] = *res.NextHop
+		move.NextHop = *res.NextHop
 	}
 	if res.Exception != nil {
-		outcome, eventType = res.Exception.Code, "exception"
+		outcome, eventType = res.Exception.Code, workorder.EventException
 		excCode, excReason = &res.Exception.Code, &res.Exception.Reason
 		payload["code"], payload["reason"] = res.Exception.Code, res.Exception.Reason
+		move.To, move.ExceptionCode, move.NextHop = workorder.StateAside, res.Exception.Code, ""
 	}
 	degraded, _ := json.Marshal(res.Degraded)
 	order := workorder.Order{
 		ID: woID, StationID: scan.StationID, Type: "sort", TrackingNo: res.TrackingNo, Actor: scan.Actor,
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
+		Moves:  []workorder.Move{move},
 	}
-	// One round trip and one commit: work order, event, sort result and the
-	// belt's tombstone (a parcel sorted by hand is sorted anew at the belt).
+	// One round trip and one commit: work order, event, sort result, the
+	// parcel's state and the belt's tombstone (a parcel sorted by hand is
+	// sorted anew at the belt).
 	var spread bool
-	stored, replay, err := workorder.CommitBatch(ctx, s.db, order, func(b *pgx.Batch) {
+	out, err := workorder.Commit[Result](ctx, s.db, order, func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			                           flow, flow_version, degraded, trace, source, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
@@ -292,14 +294,14 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
 	}
-	if replay {
-		return replayed(stored)
+	if out.Replayed {
+		return out, nil
 	}
 	if spread {
 		s.belt.dropped(ctx, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt)
 	}
-	res.Trace = withTrace
-	return Outcome{Result: res, Body: body}, nil
+	out.Value.Trace = withTrace
+	return out, nil
 }
 
 // Latest is the newest sort result of a parcel at a station.

@@ -10,21 +10,18 @@ import (
 	"sort"
 	"time"
 
+	"github.com/expresshub/station/fault"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Sentinel errors; wrap with %w, match with errors.Is.
+// Errors of the door.
 var (
 	// ErrScanIDReused means the scan id was already used for a different
 	// request at this station.
-	ErrScanIDReused = errors.New("scan id reused for a different request")
-	// ErrDuplicateScan means a work order with this scan id was committed by a
-	// concurrent request; the caller rolls back and replays.
-	ErrDuplicateScan = errors.New("scan id already recorded")
+	ErrScanIDReused = fault.New(fault.Conflict, "scan_id_reused", "scan id reused for a different request")
 	// ErrNotFound means no work order matches.
-	ErrNotFound = errors.New("work order not found")
+	ErrNotFound = fault.New(fault.NotFound, "not_found", "work order not found")
 )
 
 // ActorKind says who performed an operation.
@@ -55,12 +52,30 @@ type Order struct {
 	Outcome     string // "ok" or an exception code
 	Response    []byte // the exact body returned to the client
 	Events      []Event
+	// Moves are the parcels' state changes, written with the work order
+	// after the state matrix allowed them (see Check).
+	Moves []Move
+}
+
+// Move is one parcel's state change, recorded with a work order. To says
+// the new state and the fields that describe it (a sorted parcel's next hop
+// and chute, a bagged one's bag); with To empty the move only checks the
+// matrix.
+type Move struct {
+	Op            Op
+	TrackingNo    string
+	To            State
+	NextHop       string
+	Chute         int
+	BagID         string
+	HandoverID    string
+	ExceptionCode string
 }
 
 // Event is one tracking event for the order center.
 type Event struct {
 	TrackingNo string
-	Type       string
+	Type       EventType
 	OccurredAt time.Time
 	Payload    map[string]any
 }
@@ -133,35 +148,12 @@ func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byt
 	return s.Response, nil
 }
 
-// Record inserts the work order and its events in tx. When the scan id is
-// already taken it returns ErrDuplicateScan and the caller must roll back and
-// Replay. Events of one parcel are serialised with a transaction-scoped
-// advisory lock so that outbox ids follow commit order per parcel, which is
-// what the relay's per-parcel ordering relies on.
-func Record(ctx context.Context, tx pgx.Tx, o Order) error {
-	// One round trip: the per-parcel locks, then the work order and its
-	// events in one statement. The events are inserted only if the work order
-	// was (a duplicate scan id inserts nothing).
-	batch := &pgx.Batch{}
-	var orders, events int
-	if err := queueRecord(batch, o, true, func(row pgx.Row) error { return row.Scan(&orders, &events) }); err != nil {
-		return err
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("workorder: insert %s: %w", o.Type, err)
-	}
-	if orders == 0 {
-		return fmt.Errorf("workorder: %s scan %s: %w", o.Type, o.ScanID, ErrDuplicateScan)
-	}
-	return nil
-}
-
-// queueRecord queues the per-parcel locks and the work order with its
-// events on batch. With skipDuplicate a scan id already taken inserts
-// nothing and counted reads (orders, events) as (0, 0); without it, it
-// fails the statement on the work_orders_scan key, which aborts everything
+// queueRecord queues the per-parcel locks, the work order with its events,
+// and the parcels' moves on batch. A scan id already taken fails the work
+// order's insert on its unique key (work_orders_scan), and a move the state
+// matrix refuses raises SP409 (see parcel_step); either aborts everything
 // sent in the same transaction.
-func queueRecord(batch *pgx.Batch, o Order, skipDuplicate bool, counted func(pgx.Row) error) error {
+func queueRecord(batch *pgx.Batch, o Order) error {
 	if o.ID == uuid.Nil {
 		return errors.New("workorder: order without id")
 	}
@@ -176,6 +168,9 @@ func queueRecord(batch *pgx.Batch, o Order, skipDuplicate bool, counted func(pgx
 	eventIDs, parcels, types := make([]uuid.UUID, n), make([]string, n), make([]string, n)
 	times, payloads := make([]time.Time, n), make([]string, n)
 	for i, e := range o.Events {
+		if e.Type.IsZero() {
+			return fmt.Errorf("workorder: %s event of %s has no type", o.Type, e.TrackingNo)
+		}
 		payload, err := json.Marshal(orEmpty(e.Payload))
 		if err != nil {
 			return fmt.Errorf("workorder: event payload: %w", err)
@@ -184,47 +179,83 @@ func queueRecord(batch *pgx.Batch, o Order, skipDuplicate bool, counted func(pgx
 		if at.IsZero() {
 			at = time.Now()
 		}
-		eventIDs[i], parcels[i], types[i], times[i], payloads[i] = NewID(), e.TrackingNo, e.Type, at, string(payload)
+		eventIDs[i], parcels[i], types[i], times[i], payloads[i] = NewID(), e.TrackingNo, e.Type.String(), at, string(payload)
 	}
-	if locks := parcelKeys(o.Events); len(locks) > 0 {
-		batch.Queue(`SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`, locks)
+	if locks := parcelKeys(o.Events, o.Moves); len(locks) > 0 {
+		batch.Queue(lockParcelsSQL, locks)
 	}
-	onConflict := ""
-	if skipDuplicate {
-		onConflict = "ON CONFLICT ON CONSTRAINT work_orders_scan DO NOTHING"
-	}
-	q := batch.Queue(`WITH wo AS (
+	batch.Queue(`WITH wo AS (
 		  INSERT INTO work_orders
 		    (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
 		  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		  `+onConflict+`
 		  RETURNING id
-		), ev AS (
-		  INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
-		  SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb
-		    FROM wo CROSS JOIN unnest($12::uuid[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])
-		         AS e (event_id, tracking_no, type, occurred_at, payload)
-		  RETURNING 1
 		)
-		SELECT (SELECT count(*) FROM wo), (SELECT count(*) FROM ev)`,
+		INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
+		SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb
+		  FROM wo CROSS JOIN unnest($12::uuid[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])
+		       AS e (event_id, tracking_no, type, occurred_at, payload)`,
 		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
 		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads)
-	if counted != nil {
-		q.QueryRow(counted)
-	}
+	queueMoves(batch, o)
 	return nil
+}
+
+// lockParcelsSQL serialises everything that touches one parcel: its events
+// (outbox ids follow commit order per parcel, which the relay's ordering
+// relies on) and its state. Keys are taken in one global order so two
+// transactions never wait on each other in a cycle.
+const lockParcelsSQL = `SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k`
+
+// queueMoves queues the parcels' moves: each checked against the state
+// matrix and written by parcel_step, with the refusals of its operation.
+func queueMoves(batch *pgx.Batch, o Order) {
+	if len(o.Moves) == 0 {
+		return
+	}
+	at := time.Now()
+	for _, m := range o.Moves {
+		var refuseStates, refuseCodes []string
+		for st, v := range matrix[m.Op] {
+			refuseStates, refuseCodes = append(refuseStates, string(st)), append(refuseCodes, v.Code)
+		}
+		var to, hop, bag, handover, exc *string
+		var chute *int
+		if m.To != StateNone {
+			s := string(m.To)
+			to = &s
+		}
+		hop, bag, handover, exc = nullable(m.NextHop), nullable(m.BagID), nullable(m.HandoverID), nullable(m.ExceptionCode)
+		if m.Chute != 0 {
+			chute = &m.Chute
+		}
+		batch.Queue(`SELECT parcel_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			o.StationID, m.TrackingNo, o.ID, string(m.Op), to, hop, chute, bag, handover, exc, refuseStates, refuseCodes, at)
+	}
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // parcelKeys are the distinct parcels of events in one global order, so two
 // transactions never wait on each other's advisory locks in a cycle.
-func parcelKeys(events []Event) []string {
+func parcelKeys(events []Event, moves []Move) []string {
 	seen := make(map[string]struct{}, len(events))
 	keys := make([]string, 0, len(events))
-	for _, e := range events {
-		if _, ok := seen[e.TrackingNo]; !ok {
-			seen[e.TrackingNo] = struct{}{}
-			keys = append(keys, e.TrackingNo)
+	add := func(tn string) {
+		if _, ok := seen[tn]; !ok {
+			seen[tn] = struct{}{}
+			keys = append(keys, tn)
 		}
+	}
+	for _, e := range events {
+		add(e.TrackingNo)
+	}
+	for _, m := range moves {
+		add(m.TrackingNo)
 	}
 	sort.Strings(keys)
 	return keys
@@ -235,43 +266,4 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-// Batcher is what CommitBatch needs: a pool (or a connection outside a
-// transaction).
-type Batcher interface {
-	Querier
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-// CommitBatch records o and the operation's own rows in one transaction and
-// one round trip, for operations whose rows need nothing read first: the
-// per-parcel locks, the work order, its events
-// and the statements that write queues on the batch are sent to PostgreSQL
-// together and run as one implicit transaction, committed after the last
-// statement (one commit, one WAL flush, and no BEGIN or COMMIT to wait
-// for). Any failure rolls all of it back.
-//
-// write reads its statements' results through the queued queries'
-// callbacks (QueuedQuery.Exec, QueryRow); they run before CommitBatch
-// returns, and what they saw counts only if err is nil. A scan id already
-// recorded fails the work order's insert on its unique key, which aborts the
-// batch: nothing is written, and the stored response is returned with
-// replayed set (or ErrScanIDReused when its request differed).
-func CommitBatch(ctx context.Context, db Batcher, o Order, write func(b *pgx.Batch)) (body []byte, replayed bool, err error) {
-	batch := &pgx.Batch{}
-	if err := queueRecord(batch, o, false, nil); err != nil {
-		return nil, false, err
-	}
-	write(batch)
-	err = db.SendBatch(ctx, batch).Close()
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "work_orders_scan" {
-		body, err := Replay(ctx, db, o.StationID, o.ScanID, o.RequestHash)
-		return body, err == nil, err
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("workorder: record %s: %w", o.Type, err)
-	}
-	return o.Response, false, nil
 }

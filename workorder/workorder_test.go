@@ -2,6 +2,7 @@ package workorder_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -53,7 +54,12 @@ func order(scanID, tn string, response string) workorder.Order {
 	return workorder.Order{ID: workorder.NewID(), StationID: "SG-H01", Type: "sort", TrackingNo: tn,
 		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op1"}, ScanID: scanID,
 		RequestHash: workorder.RequestHash("sort", tn), Outcome: "ok", Response: []byte(response),
-		Events: []workorder.Event{{TrackingNo: tn, Type: "sorted", OccurredAt: time.Now(), Payload: map[string]any{"chute": 3}}}}
+		Events: []workorder.Event{{TrackingNo: tn, Type: workorder.EventSorted, OccurredAt: time.Now(), Payload: map[string]any{"chute": 3}}}}
+}
+
+// commit records o as sorting does, with the answer as raw JSON.
+func commit(ctx context.Context, db *pgxpool.Pool, o workorder.Order, write func(*pgx.Batch)) (workorder.Receipt[json.RawMessage], error) {
+	return workorder.Commit[json.RawMessage](ctx, db, o, write)
 }
 
 func count(t *testing.T, db *pgxpool.Pool, q string, args ...any) int {
@@ -80,14 +86,14 @@ func TestCommitBatchWritesEverythingInOneRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	var got int
 	warm := order("warm", "SG1000000001", `{"warm":true}`)
-	if _, _, err := workorder.CommitBatch(ctx, db, warm, receipt(warm, &got)); err != nil {
+	if _, err := commit(ctx, db, warm, receipt(warm, &got)); err != nil {
 		t.Fatal(err)
 	}
 	queries, batches := tr.queries.Load(), tr.batches.Load()
 	o := order("scan-1", "SG1000000002", `{"answer":1}`)
-	body, replayed, err := workorder.CommitBatch(ctx, db, o, receipt(o, &got))
-	if err != nil || replayed || string(body) != `{"answer":1}` || got != 1 {
-		t.Fatalf("commit: %q %v %v (callback saw %d)", body, replayed, err, got)
+	r, err := commit(ctx, db, o, receipt(o, &got))
+	if err != nil || r.Replayed || string(r.Body) != `{"answer":1}` || got != 1 {
+		t.Fatalf("commit: %q %v %v (callback saw %d)", r.Body, r.Replayed, err, got)
 	}
 	if q, b := tr.queries.Load()-queries, tr.batches.Load()-batches; q != 0 || b != 1 {
 		t.Fatalf("%d queries and %d batches, want one batch and nothing else (no BEGIN, no COMMIT)", q, b)
@@ -108,16 +114,16 @@ func TestCommitBatchReplaysATakenScanIDAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	var got int
 	first := order("scan-1", "SG1000000003", `{"first":true}`)
-	if _, _, err := workorder.CommitBatch(ctx, db, first, receipt(first, &got)); err != nil {
+	if _, err := commit(ctx, db, first, receipt(first, &got)); err != nil {
 		t.Fatal(err)
 	}
 	again := order("scan-1", "SG1000000003", `{"second":true}`)
-	body, replayed, err := workorder.CommitBatch(ctx, db, again, receipt(again, &got))
-	if err != nil || !replayed || string(body) != `{"first":true}` {
-		t.Fatalf("replay: %q %v %v", body, replayed, err)
+	r, err := commit(ctx, db, again, receipt(again, &got))
+	if err != nil || !r.Replayed || string(r.Body) != `{"first":true}` {
+		t.Fatalf("replay: %q %v %v", r.Body, r.Replayed, err)
 	}
 	other := order("scan-1", "SG1000000004", `{}`)
-	if _, _, err := workorder.CommitBatch(ctx, db, other, receipt(other, &got)); !errors.Is(err, workorder.ErrScanIDReused) {
+	if _, err := commit(ctx, db, other, receipt(other, &got)); !errors.Is(err, workorder.ErrScanIDReused) {
 		t.Fatalf("another request with the scan id: %v", err)
 	}
 	if n := count(t, db, `SELECT count(*) FROM tracking_outbox`); n != 1 {
@@ -132,7 +138,7 @@ func TestCommitBatchIsAllOrNothing(t *testing.T) {
 	db := dbtest.Pool(t)
 	ctx := context.Background()
 	o := order("scan-doomed", "SG1000000005", `{}`)
-	_, _, err := workorder.CommitBatch(ctx, db, o, func(b *pgx.Batch) {
+	_, err := commit(ctx, db, o, func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, created_at) VALUES ($1, $1, $2, $3, now())`,
 			o.ID, o.StationID, o.TrackingNo)
 		b.Queue(`SELECT 1/0`) // the last statement fails after every insert ran
@@ -147,8 +153,8 @@ func TestCommitBatchIsAllOrNothing(t *testing.T) {
 	}
 	// The scan id was not taken: the retry records.
 	var got int
-	if _, replayed, err := workorder.CommitBatch(ctx, db, o, receipt(o, &got)); err != nil || replayed {
-		t.Fatalf("retry: %v %v", replayed, err)
+	if r, err := commit(ctx, db, o, receipt(o, &got)); err != nil || r.Replayed {
+		t.Fatalf("retry: %v %v", r.Replayed, err)
 	}
 }
 
@@ -157,7 +163,7 @@ func TestReplayAnswersNewSeenAndReused(t *testing.T) {
 	ctx := context.Background()
 	var got int
 	first := order("scan-r", "SG1000000005", `{"first":true}`)
-	if _, _, err := workorder.CommitBatch(ctx, db, first, receipt(first, &got)); err != nil {
+	if _, err := commit(ctx, db, first, receipt(first, &got)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -169,9 +175,15 @@ func TestReplayAnswersNewSeenAndReused(t *testing.T) {
 		{"a retry", "scan-r", "SG1000000005", `{"first":true}`, nil},
 		{"the scan id on another parcel", "scan-r", "SG1000000006", "", workorder.ErrScanIDReused},
 	} {
-		body, err := workorder.Replay(ctx, db, "SG-H01", c.scanID, workorder.RequestHash("sort", c.tn))
-		if string(body) != c.body || !errors.Is(err, c.err) {
-			t.Errorf("%s: %q %v, want %q %v", c.name, body, err, c.body, c.err)
+		r, found, err := workorder.Find[json.RawMessage](ctx, db, "SG-H01", c.scanID, workorder.RequestHash("sort", c.tn))
+		if c.err == workorder.ErrNotFound {
+			if found || err != nil {
+				t.Errorf("%s: found %v, %v", c.name, found, err)
+			}
+			continue
+		}
+		if string(r.Body) != c.body || !errors.Is(err, c.err) {
+			t.Errorf("%s: %q %v, want %q %v", c.name, r.Body, err, c.body, c.err)
 		}
 	}
 }

@@ -72,16 +72,16 @@ func BenchmarkManualSort(b *testing.B) {
 						return
 					}
 					wall.add(d)
-					if out.Result.Exception != nil {
+					if out.Value.Exception != nil {
 						// A step that overran its timeout on the
 						// shared machine: counted, not fatal.
 						exceptions.Add(1)
-						b.Logf("%s: %+v", tn, out.Result.Exception)
+						b.Logf("%s: %+v", tn, out.Value.Exception)
 						return
 					}
-					flow.Store(out.Result.Flow)
-					critical.add(out.Result.Trace.CriticalPathDuration)
-					run.add(out.Result.Trace.Duration)
+					flow.Store(out.Value.Flow)
+					critical.add(out.Value.Trace.CriticalPathDuration)
+					run.add(out.Value.Trace.Duration)
 				})
 			}
 			if want := map[string]string{"legacy": "legacy", "full": "full", "lean": "lean", "br": "br"}[tc.name]; flow.Load() != want {
@@ -116,7 +116,7 @@ func BenchmarkSortThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	traceJSON, err := json.Marshal(first.Result.Trace)
+	traceJSON, err := json.Marshal(first.Value.Trace)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,6 +175,16 @@ func bareInsert(ctx context.Context, st *stationtest.Station, tn string, seq int
 		if _, err := tx.Exec(ctx, `INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			flow, flow_version, degraded, trace, source, created_at)
 			VALUES ($1, $1, 'SG-H01', $2, 'SG-L01', 3, NULL, NULL, 'full', 1, '[]', $3, 'manual', $4)`, id, tn, trace, at); err != nil {
+			return err
+		}
+		// The parcel's state and its history.
+		if _, err := tx.Exec(ctx, `INSERT INTO parcel_states (station_id, tracking_no, visit, state, next_hop, chute, work_order_id,
+			visit_started_at, visit_work_order_id, updated_at) VALUES ('SG-H01', $1, 1, 'sorted', 'SG-L01', 3, $2, $3, $2, $3)
+			ON CONFLICT (station_id, tracking_no) DO UPDATE SET state = 'sorted', work_order_id = $2, updated_at = $3`, tn, id, at); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO parcel_state_history (station_id, tracking_no, visit, op, state, next_hop, chute, work_order_id, at)
+			VALUES ('SG-H01', $1, 1, 'sort', 'sorted', 'SG-L01', 3, $2, $3)`, tn, id, at); err != nil {
 			return err
 		}
 		// The belt's tombstone of a parcel never pre-sorted.
@@ -278,8 +288,8 @@ func openLoop(b *testing.B, st *stationtest.Station, parcels []string, rate int,
 				b.Error(err)
 				return
 			}
-			if out.Result.Flow != "full" {
-				b.Errorf("served by %s", out.Result.Flow)
+			if out.Value.Flow != "full" {
+				b.Errorf("served by %s", out.Value.Flow)
 			}
 			into.add(time.Since(t0))
 		})

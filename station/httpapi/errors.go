@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/station/dbfail"
 
@@ -131,6 +132,13 @@ func toAPIError(err error) *Error {
 			}
 			return apiErr
 		}
+	}
+	if f, ok := fault.As(err); ok && f.Kind != fault.Internal {
+		status := map[fault.Kind]int{fault.Invalid: http.StatusBadRequest, fault.NotFound: http.StatusNotFound,
+			fault.Conflict: http.StatusConflict, fault.Precondition: http.StatusPreconditionFailed,
+			fault.Forbidden: http.StatusForbidden, fault.Unauthenticated: http.StatusUnauthorized,
+			fault.Unavailable: http.StatusServiceUnavailable}[f.Kind]
+		return &Error{Status: status, Code: f.Code, Message: f.Msg, Details: f.Details}
 	}
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
 		// Text a client sent that PostgreSQL cannot store (a NUL, bytes

@@ -71,15 +71,16 @@ func newPackingHarness(t *testing.T) *packingHarness {
 
 func (h *packingHarness) scan() string { return fmt.Sprintf("scan-%d", h.seq.Add(1)) }
 
-// sortedParcel inserts a sort result the way sorting will (packing reads
-// the newest sort_results row) and returns the parcel.
+// sortedParcel records a sort through the work-order door the way sorting
+// does (packing decides on the parcel's state) and returns the parcel.
 func (h *packingHarness) sortedParcel(nextHop string) string {
 	h.t.Helper()
 	no := fmt.Sprintf("SG%012d", 500000000000+h.seq.Add(1))
-	_, err := h.db.Exec(context.Background(),
-		`INSERT INTO sort_results (id, station_id, tracking_no, next_hop, chute, flow, flow_version) VALUES ($1, 'SG-H01', $2, $3, 4, 'test', 1)`,
-		workorder.NewID(), no, nextHop)
-	if err != nil {
+	o := workorder.Order{ID: workorder.NewID(), StationID: "SG-H01", Type: "sort", TrackingNo: no,
+		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op-test"}, ScanID: "sort-" + h.scan(),
+		RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}"),
+		Moves: []workorder.Move{{Op: workorder.OpSort, TrackingNo: no, To: workorder.StateSorted, NextHop: nextHop, Chute: 4}}}
+	if _, err := workorder.Commit[json.RawMessage](context.Background(), h.db, o, nil); err != nil {
 		h.t.Fatal(err)
 	}
 	return no

@@ -24,6 +24,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/receive", s.handle(anyOperator, s.receive))
 	mux.Handle("POST /api/v1/sort", s.handle(anyOperator, s.sort))
 	mux.Handle("GET /api/v1/sort/{tracking_no}", s.handle(anyOperator, s.latestSort))
+	mux.Handle("GET /api/v1/parcels/{tracking_no}", s.handle(anyOperator, s.parcel))
 	mux.Handle("GET /api/v1/stations/{id}/chutes", s.handle(anyOperator, s.getChutes))
 	mux.Handle("PUT /api/v1/stations/{id}/chutes", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putChutes))
 	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))

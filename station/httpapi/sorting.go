@@ -41,12 +41,12 @@ func (s *Server) sort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if out.Replayed || out.Result.Trace == nil {
+	if out.Replayed || out.Value.Trace == nil {
 		w.Header().Set("Idempotent-Replayed", strconv.FormatBool(out.Replayed))
 		writeRawJSON(w, http.StatusOK, out.Body)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, out.Result)
+	writeJSON(w, http.StatusOK, out.Value)
 	return nil
 }
 
@@ -154,4 +154,19 @@ func (j rawJSON) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return j, nil
+}
+
+// parcel is the parcel's state at the caller's station and its work orders
+// there.
+func (s *Server) parcel(w http.ResponseWriter, r *http.Request) error {
+	tn, err := ident.ParseTrackingNo(r.PathValue("tracking_no"))
+	if err != nil {
+		return err
+	}
+	v, err := s.sorting.Parcel(r.Context(), principal(r).StationID, tn)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }

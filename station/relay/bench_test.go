@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -19,21 +20,14 @@ func (w *world) fill(tb testing.TB, n int) {
 	ctx := context.Background()
 	for done := 0; done < n; {
 		k := min(1000, n-done)
-		tx, err := w.db.Begin(ctx)
-		if err != nil {
-			tb.Fatal(err)
-		}
 		o := workorder.Order{ID: workorder.NewID(), StationID: "SG-H01", Type: "bench",
 			Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op-1"}, ScanID: fmt.Sprintf("fill-%d", w.seq.Add(1)),
 			RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}")}
 		for range k {
-			o.Events = append(o.Events, workorder.Event{TrackingNo: w.parcel(), Type: "departed",
+			o.Events = append(o.Events, workorder.Event{TrackingNo: w.parcel(), Type: workorder.EventDeparted,
 				Payload: map[string]any{"bag_id": "BGSGH01X000001", "next_hop": "SG-H02"}})
 		}
-		if err := workorder.Record(ctx, tx, o); err != nil {
-			tb.Fatal(err)
-		}
-		if err := tx.Commit(ctx); err != nil {
+		if _, err := workorder.Commit[json.RawMessage](ctx, w.db, o, nil); err != nil {
 			tb.Fatal(err)
 		}
 		done += k

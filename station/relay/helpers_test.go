@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,21 +96,18 @@ func (w *world) record(stationID, trackingNo string, types ...string) {
 }
 
 func record(ctx context.Context, db *pgxpool.Pool, stationID, trackingNo string, n int64, types ...string) error {
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
 	o := workorder.Order{ID: workorder.NewID(), StationID: stationID, Type: "test", TrackingNo: trackingNo,
 		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op-1"}, ScanID: fmt.Sprintf("scan-%d", n),
 		RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}")}
 	for _, typ := range types {
-		o.Events = append(o.Events, workorder.Event{TrackingNo: trackingNo, Type: typ, Payload: map[string]any{"n": n}})
+		et, err := workorder.ParseEventType(typ)
+		if err != nil {
+			return err
+		}
+		o.Events = append(o.Events, workorder.Event{TrackingNo: trackingNo, Type: et, Payload: map[string]any{"n": n}})
 	}
-	if err := workorder.Record(ctx, tx, o); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	_, err := workorder.Commit[json.RawMessage](ctx, db, o, nil)
+	return err
 }
 
 // outboxOrder is the parcel's event ids in outbox order.
