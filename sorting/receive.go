@@ -77,7 +77,7 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		ID: woID, StationID: scan.StationID, Type: "receive", TrackingNo: rc.TrackingNo, Actor: scan.Actor,
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
-		Moves:  []workorder.Move{move},
+		Moves:  []workorder.Move{move}, At: rc.ReceivedAt,
 	}
 	var spread bool
 	out, err := workorder.Commit[Receipt](ctx, s.db, order, func(b *pgx.Batch) {

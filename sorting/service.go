@@ -278,7 +278,7 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 		ID: woID, StationID: scan.StationID, Type: "sort", TrackingNo: res.TrackingNo, Actor: scan.Actor,
 		ScanID: scan.ScanID, RequestHash: hash, Outcome: outcome, Response: body,
 		Events: []workorder.Event{{TrackingNo: res.TrackingNo, Type: eventType, OccurredAt: res.SortedAt, Payload: payload}},
-		Moves:  []workorder.Move{move},
+		Moves:  []workorder.Move{move}, At: res.SortedAt,
 	}
 	// One round trip and one commit: work order, event, sort result, the
 	// parcel's state and the belt's tombstone (a parcel sorted by hand is

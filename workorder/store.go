@@ -148,6 +148,9 @@ func Transact[T any](ctx context.Context, db TxBeginner, req Request, fn Change[
 	if o.Outcome == "" {
 		o.Outcome = "ok"
 	}
+	if o.At.IsZero() {
+		o.At = wtx.Now
+	}
 	batch = &pgx.Batch{}
 	if err := queueRecord(batch, o); err != nil {
 		return Receipt[T]{}, err

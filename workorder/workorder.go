@@ -52,6 +52,8 @@ type Order struct {
 	Outcome     string // "ok" or an exception code
 	Response    []byte // the exact body returned to the client
 	Events      []Event
+	// At is when the operation happened, for the parcels' state; zero: now.
+	At time.Time
 	// Moves are the parcels' state changes, written with the work order
 	// after the state matrix allowed them (see Check).
 	Moves []Move
@@ -212,7 +214,10 @@ func queueMoves(batch *pgx.Batch, o Order) {
 	if len(o.Moves) == 0 {
 		return
 	}
-	at := time.Now()
+	at := o.At
+	if at.IsZero() {
+		at = time.Now()
+	}
 	for _, m := range o.Moves {
 		var refuseStates, refuseCodes []string
 		for st, v := range matrix[m.Op] {

@@ -82,6 +82,13 @@ END
 $$;
 -- +goose StatementEnd
 
+-- An operation run by workorder.Transact writes its own rows before its
+-- work order (the answer is known only at the end), in one transaction:
+-- their references to it are checked at commit.
+ALTER TABLE sort_results ALTER CONSTRAINT sort_results_work_order_id_fkey DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE receipts ALTER CONSTRAINT receipts_work_order_id_fkey DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE sorter_confirms ALTER CONSTRAINT sorter_confirms_work_order_id_fkey DEFERRABLE INITIALLY DEFERRED;
+
 -- A station upgraded with parcels on its floor: their state from what it
 -- recorded before (the newest sort, then the bag that holds them).
 INSERT INTO parcel_states (station_id, tracking_no, visit, state, next_hop, chute, exception_code, work_order_id,
@@ -99,6 +106,9 @@ ON CONFLICT (station_id, tracking_no) DO UPDATE SET state = EXCLUDED.state, bag_
     next_hop = EXCLUDED.next_hop, updated_at = EXCLUDED.updated_at;
 
 -- +goose Down
+ALTER TABLE sort_results ALTER CONSTRAINT sort_results_work_order_id_fkey NOT DEFERRABLE;
+ALTER TABLE receipts ALTER CONSTRAINT receipts_work_order_id_fkey NOT DEFERRABLE;
+ALTER TABLE sorter_confirms ALTER CONSTRAINT sorter_confirms_work_order_id_fkey NOT DEFERRABLE;
 DROP FUNCTION parcel_step;
 DROP TABLE parcel_state_history;
 DROP TABLE parcel_states;
