@@ -25,7 +25,7 @@ const (
 // comes from the container service before the transaction starts; when the
 // service does not answer, ErrDependencyUnavailable and nothing is written.
 func (s *Service) Open(ctx context.Context, act Actor, nextHop, scanID string) (Receipt[Bag], error) {
-	hop, err := ParseSiteID(nextHop)
+	hop, err := parseNextHop(nextHop)
 	if err != nil {
 		return Receipt[Bag]{}, err
 	}
@@ -81,7 +81,7 @@ func (s *Service) allocate(ctx context.Context, stationID, nextHop, scanID strin
 
 // AddItem puts a parcel into an open bag of the actor's station.
 func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, scanID string) (Receipt[ItemChange], error) {
-	no, err := ParseTrackingNo(trackingNo)
+	no, err := parseTrackingNo(trackingNo)
 	if err != nil {
 		return Receipt[ItemChange]{}, err
 	}
@@ -140,7 +140,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 
 // RemoveItem takes a parcel out of an open bag of the actor's station.
 func (s *Service) RemoveItem(ctx context.Context, act Actor, bagID, trackingNo, scanID string) (Receipt[ItemChange], error) {
-	no, err := ParseTrackingNo(trackingNo)
+	no, err := parseTrackingNo(trackingNo)
 	if err != nil {
 		return Receipt[ItemChange]{}, err
 	}

@@ -2,13 +2,11 @@ package packing
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/expresshub/station/clients"
-	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -74,8 +72,8 @@ type change[T any] = workorder.Change[T]
 // and replays it, and otherwise the change and its work order commit
 // together.
 func write[T any](ctx context.Context, s *Service, act Actor, scanID string, hash []byte, fn change[T]) (Receipt[T], error) {
-	if _, err := ident.ParseScanID(scanID); err != nil {
-		return Receipt[T]{}, fmt.Errorf("%w: %w", ErrMissingScanID, err)
+	if err := checkScanID(scanID); err != nil {
+		return Receipt[T]{}, err
 	}
 	return workorder.Transact(ctx, s.db, workorder.Request{StationID: act.StationID, ScanID: scanID, Hash: hash, Now: s.now(),
 		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: act.OperatorID}}, fn)
