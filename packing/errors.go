@@ -21,7 +21,7 @@ var (
 	ErrOtherStation      = errors.New("object belongs to another station")
 	ErrNotSorted         = workorder.ErrParcelNotSorted
 	ErrWrongNextHop      = errors.New("parcel is sorted to another next hop")
-	ErrAlreadyBagged     = errors.New("parcel is already in a bag")
+	ErrAlreadyBagged     = workorder.ErrAlreadyBagged
 	ErrBagSealed         = errors.New("bag is sealed")
 	ErrBagEmpty          = errors.New("bag is empty")
 	ErrBagNotSealed      = errors.New("bag is not sealed")

@@ -1,6 +1,7 @@
 package workorder
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,6 +77,7 @@ var (
 	ErrParcelAside = fault.New(fault.Conflict, "parcel_put_aside",
 		"the parcel is put aside as an exception; sort it again once the problem is solved")
 	ErrParcelNotBagged = fault.New(fault.NotFound, "not_in_bag", "parcel is not in this bag")
+	ErrAlreadyBagged   = fault.New(fault.Conflict, "already_bagged", "parcel is already in a bag")
 	// ErrRepeat is not a refusal: what was asked already happened (a second
 	// receive of a parcel that is here). Callers answer it as a repeat.
 	ErrRepeat = fault.New(fault.Conflict, "repeat", "this already happened")
@@ -99,10 +101,10 @@ var matrix = map[Op]verdicts{
 	// a departed parcel back on the belt starts a new visit, and a bagged one
 	// keeps its bag (the confirm moves nothing; see sorting's Confirm).
 	OpConfirm: {},
+	// Into the bag it is already in is a repeat, answered by packing
+	// before it records anything (already_in_this_bag).
 	OpBagAdd: {StateNone: ErrParcelNotSorted, StateReceived: ErrParcelNotSorted, StateAside: ErrParcelAside,
-		StateDeparted: ErrParcelDeparted},
-	OpChuteBagAdd: {StateNone: ErrParcelNotSorted, StateReceived: ErrParcelNotSorted, StateAside: ErrParcelAside,
-		StateDeparted: ErrParcelDeparted, StateBagged: ErrParcelBagged, StateSealed: ErrParcelSealed},
+		StateDeparted: ErrParcelDeparted, StateBagged: ErrAlreadyBagged, StateSealed: ErrAlreadyBagged},
 	OpBagRemove: {StateNone: ErrParcelNotBagged, StateReceived: ErrParcelNotBagged, StateSorted: ErrParcelNotBagged,
 		StateAside: ErrParcelNotBagged, StateSealed: ErrParcelSealed, StateDeparted: ErrParcelDeparted},
 }
@@ -168,4 +170,38 @@ func refusalText(v *fault.Error, p Parcel) string {
 		return "parcel " + p.TrackingNo + " was not sorted at " + p.StationID
 	}
 	return v.Msg
+}
+
+// MatrixMarkdown renders the matrix as the README's table: one row per
+// operation, one column per state, each cell "ok", "repeat" or the
+// refusal's code.
+func MatrixMarkdown() string {
+	ops := []Op{OpReceive, OpSort, OpConfirm, OpBagAdd, OpBagRemove}
+	var b strings.Builder
+	b.WriteString("| operation \\ state |")
+	for _, s := range States() {
+		name := string(s)
+		if s == StateNone {
+			name = "not here"
+		}
+		b.WriteString(" " + name + " |")
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" --- |", len(States())) + "\n")
+	m := Matrix()
+	for _, op := range ops {
+		b.WriteString("| `" + string(op) + "` |")
+		for _, s := range States() {
+			cell := m[op][s]
+			switch cell {
+			case "":
+				cell = "ok"
+			case "repeat":
+			default:
+				cell = "`" + cell + "`"
+			}
+			b.WriteString(" " + cell + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -73,12 +75,11 @@ func (w *stateWorld) state(tn string) workorder.Parcel {
 func TestStateMatrixEveryCell(t *testing.T) {
 	w := &stateWorld{t: t, db: dbtest.Pool(t)}
 	to := map[workorder.Op]workorder.Move{
-		workorder.OpReceive:     {To: workorder.StateReceived},
-		workorder.OpSort:        {To: workorder.StateSorted, NextHop: "SG-L01", Chute: 3},
-		workorder.OpConfirm:     {To: workorder.StateSorted, NextHop: "SG-L01", Chute: 3},
-		workorder.OpBagAdd:      {To: workorder.StateBagged, NextHop: "SG-L01", BagID: "BG0002"},
-		workorder.OpChuteBagAdd: {To: workorder.StateBagged, NextHop: "SG-L01", BagID: "BG0002"},
-		workorder.OpBagRemove:   {To: workorder.StateSorted, NextHop: "SG-L01"},
+		workorder.OpReceive:   {To: workorder.StateReceived},
+		workorder.OpSort:      {To: workorder.StateSorted, NextHop: "SG-L01", Chute: 3},
+		workorder.OpConfirm:   {To: workorder.StateSorted, NextHop: "SG-L01", Chute: 3},
+		workorder.OpBagAdd:    {To: workorder.StateBagged, NextHop: "SG-L01", BagID: "BG0002"},
+		workorder.OpBagRemove: {To: workorder.StateSorted, NextHop: "SG-L01"},
 	}
 	matrix := workorder.Matrix()
 	for op, move := range to {
@@ -253,5 +254,16 @@ func TestEventTypesRoundTrip(t *testing.T) {
 	}
 	if _, err := workorder.ParseEventType("sortd"); err == nil {
 		t.Fatal("an unknown type parsed")
+	}
+}
+
+// The README's state table is the matrix.
+func TestREADMEShowsTheMatrix(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), workorder.MatrixMarkdown()) {
+		t.Fatalf("README.md does not contain the state matrix; paste:\n%s", workorder.MatrixMarkdown())
 	}
 }
