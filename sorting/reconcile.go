@@ -57,13 +57,24 @@ type SeriesPoint struct {
 
 // MismatchSummary is one line of the mismatch list.
 type MismatchSummary struct {
-	ID            string    `json:"id"`
-	Source        string    `json:"source"`
-	TrackingNo    string    `json:"tracking_no"`
-	FirstDiffNode *string   `json:"first_diff_node"`
-	FirstDiffKey  *string   `json:"first_diff_key"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID            string  `json:"id"`
+	Source        string  `json:"source"`
+	TrackingNo    string  `json:"tracking_no"`
+	FirstDiffNode *string `json:"first_diff_node"`
+	FirstDiffKey  *string `json:"first_diff_key"`
+	// FirstDiffOnlyIn says which flow alone has the blamed step ("stable"
+	// or "candidate"); null when both have it.
+	FirstDiffOnlyIn *string   `json:"first_diff_only_in"`
+	CreatedAt       time.Time `json:"created_at"`
 }
+
+// onlyInSQL reads from the stored traces which flow alone has the blamed
+// step: the traces are the evidence the blame was made from, so no column
+// has to repeat it.
+const onlyInSQL = `CASE WHEN first_diff_node IS NULL OR stable_trace IS NULL OR candidate_trace IS NULL THEN NULL
+	WHEN NOT candidate_trace @> jsonb_build_object('nodes', jsonb_build_array(jsonb_build_object('node', first_diff_node))) THEN 'stable'
+	WHEN NOT stable_trace @> jsonb_build_object('nodes', jsonb_build_array(jsonb_build_object('node', first_diff_node))) THEN 'candidate'
+	END`
 
 // Mismatch is one recorded difference in full.
 type Mismatch struct {
@@ -142,7 +153,7 @@ func (s *Service) Reconciliation(ctx context.Context, site string, since time.Ti
 		rep.ByStep[node] = n
 	}
 	steps.Close()
-	recent, err := s.db.Query(ctx, `SELECT id::text, source, tracking_no, first_diff_node, first_diff_key, created_at
+	recent, err := s.db.Query(ctx, `SELECT id::text, source, tracking_no, first_diff_node, first_diff_key, `+onlyInSQL+`, created_at
 		FROM reconciliation_mismatches WHERE site_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT 100`, site, since)
 	if err != nil {
 		return Report{}, err
@@ -157,11 +168,11 @@ func (s *Service) Reconciliation(ctx context.Context, site string, since time.Ti
 // Mismatch returns one recorded mismatch.
 func (s *Service) Mismatch(ctx context.Context, id string) (Mismatch, error) {
 	var m Mismatch
-	err := s.db.QueryRow(ctx, `SELECT id::text, source, tracking_no, first_diff_node, first_diff_key, created_at, site_id,
+	err := s.db.QueryRow(ctx, `SELECT id::text, source, tracking_no, first_diff_node, first_diff_key, `+onlyInSQL+`, created_at, site_id,
 		stable_flow, stable_version, candidate_flow, candidate_version, stable, candidate,
 		coalesce(stable_trace, 'null'::jsonb), coalesce(candidate_trace, 'null'::jsonb)
 		FROM reconciliation_mismatches WHERE id::text = $1`, id).Scan(&m.ID, &m.Source, &m.TrackingNo, &m.FirstDiffNode,
-		&m.FirstDiffKey, &m.CreatedAt, &m.SiteID, &m.StableFlow, &m.StableVersion, &m.CandidateFlow, &m.CandidateVersion,
+		&m.FirstDiffKey, &m.FirstDiffOnlyIn, &m.CreatedAt, &m.SiteID, &m.StableFlow, &m.StableVersion, &m.CandidateFlow, &m.CandidateVersion,
 		&m.Stable, &m.Candidate, &m.StableTrace, &m.CandidateTrace)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Mismatch{}, ErrMismatchNotFound

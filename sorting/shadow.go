@@ -171,14 +171,16 @@ func (sh *Shadow) compare(ctx context.Context, source, site string, tn ident.Tra
 	}
 }
 
-// recordMismatch stores both answers, both traces and the first step whose
-// output differed.
+// recordMismatch stores both answers, both traces and the step the
+// difference is put down to (blameOf). Whether that step is in one flow
+// only is read back from the traces (see onlyInSQL).
 func recordMismatch(ctx context.Context, db reconWriter, source, site string, tn ident.TrackingNo, stable, candidate *Flow,
 	a Result, aRun *dag.Result, b Result, bRun *dag.Result) error {
 	var node, key *string
-	if aRun != nil && bRun != nil {
-		if d, ok := dag.FirstDiff(aRun, bRun); ok {
-			node, key = &d.Node, &d.Key
+	if blame, ok := blameOf(aRun, bRun); ok {
+		node = &blame.Node
+		if blame.Key != "" {
+			key = &blame.Key
 		}
 	}
 	a.Trace, b.Trace = nil, nil
