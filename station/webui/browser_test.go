@@ -437,7 +437,7 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 		if n := st.Count(`SELECT count(*) FROM work_orders WHERE tracking_no = ANY($1)`, tns); n != 0 {
 			t.Fatalf("%d work orders while offline", n)
 		}
-		scanIDs := eval[[]string](tb, `JSON.parse(localStorage.getItem('station.queue.v1')).map(x => x.scan_id)`)
+		scanIDs := eval[[]string](tb, `JSON.parse(localStorage.getItem('station.queue.v2')).map(x => x.scan_id)`)
 		if len(scanIDs) != 2 {
 			t.Fatalf("queue holds %v", scanIDs)
 		}
@@ -447,9 +447,10 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 		tb.wait("the queued scans to show their answers", `Array.from(document.querySelectorAll('#recent li')).every(li => li.dataset.state !== 'queued')`)
 		// A replay of a delivered scan (its answer lost on the way back) is
 		// the same scan: still one work order each.
-		tb.do(chromedp.Evaluate[chromedp.Void](`localStorage.setItem('station.queue.v1', JSON.stringify([` +
-			`{kind: 'sort', path: '/api/v1/sort', body: {tracking_no: '` + tns[0] + `', scan_id: '` + scanIDs[0] + `'}, scan_id: '` + scanIDs[0] + `', tracking_no: '` + tns[0] + `'}]))`))
-		tb.wait("the replay", `(JSON.parse(localStorage.getItem('station.queue.v1')) || []).length === 0`)
+		tb.do(chromedp.Evaluate[chromedp.Void](`localStorage.setItem('station.queue.v2', JSON.stringify([` +
+			`{kind: 'sort', path: '/api/v1/sort', body: {tracking_no: '` + tns[0] + `', scan_id: '` + scanIDs[0] + `'}, scan_id: '` + scanIDs[0] + `', tracking_no: '` + tns[0] + `', ` +
+			`operator_id: 'op1', station_id: 'SG-H01'}]))`))
+		tb.wait("the replay", `(JSON.parse(localStorage.getItem('station.queue.v2')) || []).length === 0`)
 		for i, id := range scanIDs {
 			if n := st.Count(`SELECT count(*) FROM work_orders WHERE scan_id = $1`, id); n != 1 {
 				t.Fatalf("scan %s: %d work orders, want exactly 1", id, n)

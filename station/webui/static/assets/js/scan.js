@@ -43,7 +43,9 @@ export class ScanScreen {
     if (!tn) return;
     const kind = this.mode;
     const scanID = newScanID(kind === 'sort' ? 's' : 'r');
-    const item = {kind, path: `/api/v1/${kind}`, body: {tracking_no: tn, scan_id: scanID}, scan_id: scanID, tracking_no: tn};
+    // The scan is its operator's from here on, queued or not.
+    const item = {kind, path: `/api/v1/${kind}`, body: {tracking_no: tn, scan_id: scanID}, scan_id: scanID, tracking_no: tn,
+      ...(this.queue.owner || {})};
     this.latest = scanID;
     this.pending(item);
     // Older queued scans go first, so a parcel's receive lands before its
@@ -61,6 +63,14 @@ export class ScanScreen {
       return;
     }
     this.answered(item, a, false);
+  }
+
+  // reset clears the answer of the operator who logged out: the next one
+  // starts on an empty screen.
+  reset() {
+    this.latest = '';
+    this.setAnswer({scan_id: '', tracking_no: ''}, {state: 'idle', label: 'Ready', main: 'Scan a parcel', text: true});
+    this.renderRecent();
   }
 
   pending(item) {
@@ -115,7 +125,7 @@ export class ScanScreen {
   record(item, state, what) {
     const list = loadRecent();
     const i = list.findIndex((r) => r.scan_id === item.scan_id);
-    const entry = {scan_id: item.scan_id, kind: item.kind, tn: item.tracking_no, state, what,
+    const entry = {scan_id: item.scan_id, kind: item.kind, tn: item.tracking_no, state, what, op: item.operator_id,
       at: i >= 0 ? list[i].at : new Date().toISOString()};
     if (i >= 0) list[i] = entry;
     else list.unshift(entry);
@@ -125,7 +135,9 @@ export class ScanScreen {
 
   renderRecent() {
     const ol = clear($('recent'));
-    for (const r of loadRecent()) {
+    // Each operator sees their own scans only.
+    const me = (this.queue.owner || {}).operator_id;
+    for (const r of loadRecent().filter((x) => me && x.op === me)) {
       ol.append(el('li', {class: r.state, dataset: {scanId: r.scan_id, state: r.state}},
         el('span', {class: 'time'}, hhmmss(r.at)),
         el('span', {class: 'tag'}, r.kind === 'sort' ? 'sort' : 'recv'),

@@ -4,7 +4,7 @@
 // always types into it.
 
 import {API, roleLabel} from './api.js';
-import {ScanQueue} from './queue.js';
+import {ScanQueue, ownerOf} from './queue.js';
 import {$} from './dom.js';
 import {setupLogin, showLogin} from './login.js';
 import {ScanScreen} from './scan.js';
@@ -19,6 +19,7 @@ const api = new API({
   onNetwork: (ok) => setNet(ok),
 });
 const queue = new ScanQueue(showQueue);
+queue.adoptLegacy(ownerOf(api.session && api.session.operator));
 const scan = new ScanScreen(api, queue);
 const screens = {receive: scan, sort: scan, bag: new BagScreen(api), handover: new HandoverScreen(api)};
 let current = '';
@@ -30,18 +31,37 @@ function setNet(ok) {
   n.className = 'chip ' + (online ? 'online' : 'offline');
 }
 
-function showQueue(len) {
+// showQueue shows the logged-in operator's queue on the chip, and the scans
+// other operators left queued on this terminal, which wait for them.
+function showQueue() {
+  const len = queue.length;
   const q = $('queue');
   q.textContent = `queue ${len}`;
   q.classList.toggle('empty', len === 0);
   q.dataset.length = String(len);
-  const lq = $('login-queue');
-  lq.hidden = len === 0;
-  lq.textContent = `${len} scan${len === 1 ? '' : 's'} waiting to be sent. Log in to send them.`;
+  document.body.dataset.flushes = String(queue.flushes);
+  const waiting = queue.waiting();
+  const total = waiting.reduce((n, w) => n + w.count, 0);
+  for (const [id, lead] of [['queue-others', 'Kept on this terminal for others: '], ['login-queue', 'Waiting on this terminal: ']]) {
+    const box = $(id);
+    box.hidden = total === 0;
+    box.dataset.count = String(total);
+    box.textContent = total ? lead + waiting.map(waitingText).join('; ') +
+      '. Each operator\'s scans are sent only when that operator logs in here again.' : '';
+  }
+}
+
+function waitingText(w) {
+  const n = `${w.count} scan${w.count === 1 ? '' : 's'}`;
+  if (!w.operator_id) return `${n} queued before an update, operator unknown (not sent)`;
+  return `${n} of ${w.operator_id} at ${w.station_id}`;
 }
 
 function loggedOut(message) {
   current = '';
+  $('logout-warn').hidden = true;
+  queue.setOwner(null);
+  scan.reset();
   showLogin(message);
 }
 
@@ -53,7 +73,7 @@ function loggedIn(session) {
   $('login-view').hidden = true;
   $('app-view').hidden = false;
   document.body.dataset.role = op.role;
-  showQueue(queue.length);
+  queue.setOwner(ownerOf(op));
   setNet(navigator.onLine !== false);
   go(viewFromHash());
   flush();
@@ -89,16 +109,53 @@ function refocus() {
   if (t) t.focus();
 }
 
+// flush sends the logged-in operator's queued scans (never another
+// operator's; see queue.js).
 function flush() {
-  if (queue.length && api.session) queue.flush(api, (item, answer) => scan.replayed(item, answer));
+  if (api.session) queue.flush(api, (item, answer) => scan.replayed(item, answer));
 }
 
 setupLogin(api, {onLoggedIn: loggedIn});
 
+// Logging out sends the operator's queued scans first. What cannot be sent
+// (no connection) is said before the session ends: the scans stay on this
+// terminal as the operator's, sent when they log in here again.
 $('logout').addEventListener('click', async () => {
+  const button = $('logout');
+  button.disabled = true;
+  try {
+    if (queue.length) await queue.flush(api, (item, answer) => scan.replayed(item, answer));
+    const left = queue.length;
+    if (!left) {
+      await endSession();
+      return;
+    }
+    const op = api.session.operator;
+    $('logout-warn-text').textContent = `${left} scan${left === 1 ? ' is' : 's are'} not sent yet: no connection to the station server. ` +
+      `If you log out, ${left === 1 ? 'it stays' : 'they stay'} on this terminal as yours (${op.id} at ${op.station_id}) and ` +
+      `${left === 1 ? 'is' : 'are'} sent when you log in here again; nobody else can send ${left === 1 ? 'it' : 'them'}.`;
+    $('logout-warn').dataset.count = String(left);
+    $('logout-warn').hidden = false;
+    $('logout-stay').focus();
+  } finally {
+    button.disabled = false;
+  }
+});
+$('logout-stay').addEventListener('click', () => {
+  $('logout-warn').hidden = true;
+  refocus();
+});
+$('logout-anyway').addEventListener('click', async () => {
+  $('logout-warn').hidden = true;
+  // The connection may be back meanwhile.
+  if (queue.length) await queue.flush(api, (item, answer) => scan.replayed(item, answer));
+  await endSession();
+});
+
+async function endSession() {
   await api.logout();
   loggedOut('');
-});
+}
 
 for (const b of document.querySelectorAll('nav.tabs button')) {
   b.addEventListener('click', () => {
@@ -134,6 +191,6 @@ window.addEventListener('offline', () => setNet(false));
 // kind of outage (a Wi-Fi that is up with a server that is not).
 setInterval(flush, 3000);
 
-showQueue(queue.length);
+showQueue();
 if (api.session) loggedIn(api.session);
 else showLogin('');
