@@ -615,7 +615,9 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 
 		// The kill switch.
 		tb.view("release")
-		tb.do(chromedp.Click(chromedp.ID("rel-kill")), chromedp.Click(chromedp.ID("rel-kill-confirm")))
+		tb.do(chromedp.Click(chromedp.ID("rel-kill")))
+		tb.wait("the kill's reason field", `document.activeElement.id === 'rel-kill-reason'`)
+		tb.do(chromedp.SendKeys(chromedp.ID("rel-kill-reason"), "browser test: kill\n"))
 		tb.wait("the killed rule", `document.getElementById('rel-current').dataset.mode === 'off'`)
 		if rule := release(t, st, ops); rule.Mode != "off" || rule.RatioBP != 0 {
 			t.Fatalf("API shows %+v after the kill", rule)

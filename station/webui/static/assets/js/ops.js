@@ -15,7 +15,11 @@ const api = new API({
   sessionKey: 'station.session.ops.v1',
   onUnauthenticated: () => loggedOut('Your session ended. Log in again.'),
 });
-const ctx = {api, site: () => $('site').value};
+// The site the console shows: set by logging in and by Show, never by
+// typing alone. Every view loads it and every action acts on it, so an
+// edit left in the field cannot turn Save or Kill onto another site.
+let shownSite = '';
+const ctx = {api, site: () => shownSite};
 const views = {
   release: new ReleaseView(ctx),
   audit: new AuditView(ctx),
@@ -38,7 +42,8 @@ function loggedIn(session) {
   $('role').textContent = roleLabel(op.role);
   $('login-view').hidden = true;
   $('app-view').hidden = false;
-  $('site').value = localStorage.getItem(SITE_KEY) || op.station_id;
+  shownSite = localStorage.getItem(SITE_KEY) || op.station_id;
+  $('site').value = shownSite;
   go(viewFromHash());
 }
 
@@ -92,6 +97,7 @@ $('site-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const site = normalizeCode($('site').value);
   $('site').value = site;
+  shownSite = site;
   localStorage.setItem(SITE_KEY, site);
   if (current) load(current);
 });

@@ -1,6 +1,8 @@
 // Gray release: a site's rule (stable and candidate flow, mode, ratio),
 // changed with If-Match on the version read, and the kill switch. A raise
-// the match-rate guard refuses is shown with the guard's figures.
+// the match-rate guard refuses is shown with the guard's figures. Save and
+// Kill act on the site whose rule is on screen (this.site), whatever the
+// site field holds meanwhile; Kill asks for its own reason.
 
 import {unavailable} from './api.js';
 import {$, el, clear, msg, dateTime, facts} from './dom.js';
@@ -10,6 +12,7 @@ export class ReleaseView {
   constructor(ctx) {
     this.ctx = ctx;
     this.rule = null;
+    this.site = ''; // the site whose rule is shown
     $('rel-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       this.save();
@@ -17,13 +20,17 @@ export class ReleaseView {
     $('rel-ratio').addEventListener('input', () => this.ratioHint());
     $('rel-kill').addEventListener('click', () => this.askKill(true));
     $('rel-kill-cancel').addEventListener('click', () => this.askKill(false));
-    $('rel-kill-confirm').addEventListener('click', () => this.kill());
+    $('rel-kill-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.kill();
+    });
   }
 
   get api() { return this.ctx.api; }
 
   async activate() {
     const site = this.ctx.site();
+    this.site = '';
     $('rel-site').textContent = site ? `for ${site}` : '';
     clear($('rel-result'));
     clear($('rel-kill-result'));
@@ -46,6 +53,7 @@ export class ReleaseView {
     un.hidden = true;
     $('rel-form').hidden = false;
     this.fillFlows(flows.ok ? flows.data.flows || [] : []);
+    this.site = site;
     this.show(rule.data);
     $('rel-form').inert = false;
   }
@@ -67,6 +75,9 @@ export class ReleaseView {
     box.dataset.mode = rule.mode;
     box.dataset.ratioBp = String(rule.ratio_bp);
     box.dataset.version = String(rule.version);
+    box.dataset.site = this.site;
+    $('rel-kill').textContent = `Kill switch: ${this.site} to mode off now`;
+    $('rel-kill-site').textContent = this.site;
     const stat = (k, v, cls) => el('div', {class: 'stat' + (cls ? ' ' + cls : '')}, el('div', {class: 'k'}, k), el('div', {class: 'v'}, v));
     box.append(
       el('div', {class: 'stats'},
@@ -106,9 +117,11 @@ export class ReleaseView {
       stable_flow: sf, stable_version: sv, candidate_flow: cf, candidate_version: cv, mode,
       ratio_bp: Math.round(ratio * 100), force: $('rel-force').checked, reason: $('rel-reason').value.trim(),
     };
-    const site = this.ctx.site();
+    const site = this.site;
+    if (!site) return;
     const a = await this.api.put(`/api/v1/ops/sites/${encodeURIComponent(site)}/release`, body,
       {headers: {'If-Match': `"${this.rule ? this.rule.version : 0}"`}});
+    if (this.site !== site) return;
     requestAnimationFrame(() => this.said());
     if (a.ok) {
       this.show(a.data);
@@ -151,24 +164,33 @@ export class ReleaseView {
     $('rel-result').scrollIntoView({block: 'nearest'});
   }
 
+  // askKill shows or hides the kill's own form: its reason, confirm and
+  // cancel. The rule form's reason is for rule changes and is not used.
   askKill(on) {
     $('rel-kill').hidden = on;
-    $('rel-kill-confirm').hidden = !on;
-    $('rel-kill-cancel').hidden = !on;
-    if (on) $('rel-kill-confirm').focus();
+    $('rel-kill-form').hidden = !on;
+    $('rel-kill-reason').value = '';
+    if (on) $('rel-kill-reason').focus();
   }
 
   async kill() {
+    const site = this.site;
+    const reason = $('rel-kill-reason').value.trim();
+    if (!site) return;
+    if (!reason) {
+      $('rel-kill-reason').focus();
+      return;
+    }
     this.askKill(false);
     clear($('rel-result'));
     const out = clear($('rel-kill-result'));
-    const site = this.ctx.site();
-    const reason = $('rel-reason').value.trim() || 'kill switch';
     const a = await this.api.post(`/api/v1/ops/sites/${encodeURIComponent(site)}/release/kill`, {reason});
     if (!a.ok) {
       out.append(msgBox('bad', (a.error && a.error.message) || 'The kill switch failed.', a.error && a.error.code));
       return;
     }
+    // The console moved to another site meanwhile: its rule is on screen.
+    if (this.site !== site) return;
     this.show(a.data);
     out.append(msgBox('ok', `Killed: ${site} is off; every parcel is served by ${a.data.stable_flow} v${a.data.stable_version}.`));
   }

@@ -1,0 +1,74 @@
+package webui_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/stationtest"
+)
+
+// TestOpsSaveAndKillActOnTheShownSite is issue 17's case: the console showed
+// SG-H01's rule, but Save and Kill acted on whatever site was typed in the
+// site field, and Kill wrote the rule form's reason into its audit record.
+func TestOpsSaveAndKillActOnTheShownSite(t *testing.T) {
+	st := stationtest.Start(t, stationtest.Options{})
+	b := startBrowser(t, st)
+	ops := st.Login("ops1")
+	other := siteRule(t, st, ops, "SG-H02")
+
+	tb := b.tab(t)
+	tb.login("/ops", "ops1")
+	tb.wait("SG-H01's rule", `document.getElementById('release-view').dataset.state === 'ready' && document.getElementById('rel-current').dataset.site === 'SG-H01'`)
+	// Another site typed, not shown (Show is not pressed).
+	tb.do(chromedp.SetValue(chromedp.ID("site"), "SG-H02"))
+
+	tb.do(
+		chromedp.SetValue(chromedp.ID("rel-candidate"), "full_v2@1"),
+		chromedp.Click(chromedp.CSS(`input[name="rel-mode"][value="shadow"]`)),
+		chromedp.SetValue(chromedp.ID("rel-ratio"), "100"),
+		chromedp.SendKeys(chromedp.ID("rel-reason"), "shadow V2 at the shown site"),
+		chromedp.Click(chromedp.ID("rel-save")),
+	)
+	tb.wait("the saved rule", `document.getElementById('rel-current').dataset.mode === 'shadow'`)
+	if r := siteRule(t, st, ops, "SG-H01"); r.Mode != sorting.ModeShadow || r.CandidateFlow != "full_v2" {
+		t.Fatalf("Save did not reach the shown site SG-H01: %+v", r)
+	}
+	if r := siteRule(t, st, ops, "SG-H02"); r.Version != other.Version || r.Mode != other.Mode {
+		t.Fatalf("Save changed the typed site SG-H02: %+v, was %+v", r, other)
+	}
+
+	// Kill asks for its own reason; the rule form's reason is a decoy.
+	tb.do(chromedp.SendKeys(chromedp.ID("rel-reason"), "rule form reason, not the kill's"))
+	tb.do(chromedp.Click(chromedp.ID("rel-kill")))
+	tb.wait("the kill's reason field", `!document.getElementById('rel-kill-form').hidden && document.activeElement.id === 'rel-kill-reason'`)
+	if got := tb.text("#rel-kill-form label"); got != "Why switch SG-H01 off? (goes into the audit trail)" {
+		t.Fatalf("the kill asks %q", got)
+	}
+	tb.scrollTo("rel-kill-form")
+	tb.shot("ops-kill-reason")
+	tb.do(chromedp.SendKeys(chromedp.ID("rel-kill-reason"), "candidate misroutes SG-L09\n"))
+	tb.wait("the killed rule", `document.getElementById('rel-current').dataset.mode === 'off'`)
+	if r := siteRule(t, st, ops, "SG-H01"); r.Mode != sorting.ModeOff {
+		t.Fatalf("Kill did not reach the shown site SG-H01: %+v", r)
+	}
+	if r := siteRule(t, st, ops, "SG-H02"); r.Version != other.Version || r.Mode != other.Mode {
+		t.Fatalf("Kill changed the typed site SG-H02: %+v, was %+v", r, other)
+	}
+	if n := st.Count(`SELECT count(*) FROM release_audit WHERE site_id = 'SG-H01' AND action = 'kill' AND actor = 'ops1'
+		AND reason = 'candidate misroutes SG-L09'`); n != 1 {
+		t.Fatalf("%d kill audit records with the kill's own reason", n)
+	}
+	if n := st.Count(`SELECT count(*) FROM release_audit WHERE site_id <> 'SG-H01'`); n != 0 {
+		t.Fatalf("%d audit records for other sites", n)
+	}
+}
+
+func siteRule(t *testing.T, st *stationtest.Station, token, site string) sorting.Rule {
+	t.Helper()
+	var r sorting.Rule
+	st.Do("GET", "/api/v1/ops/sites/"+site+"/release", token, nil, http.StatusOK, &r)
+	return r
+}
