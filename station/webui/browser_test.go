@@ -572,7 +572,9 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 		tb.longShot("ops-reconciliation")
 		tb.do(chromedp.Click(chromedp.CSS(`#recon-list tr[data-id] button`)))
 		tb.wait("the drill-down", `document.getElementById('recon-detail').dataset.firstDiff === 'get_route' &&
-			document.querySelectorAll('#recon-stable svg .diff').length === 1 && document.querySelectorAll('#recon-candidate svg .diff').length === 1`)
+			document.querySelectorAll('#recon-waterfalls g.run[data-role="stable"] .diff').length === 1 &&
+			document.querySelectorAll('#recon-waterfalls g.run[data-role="candidate"] .diff').length === 1`)
+		checkOneTimeScale(tb, "#recon-waterfalls")
 		tb.scrollTo("recon-detail")
 		tb.longShot("ops-reconciliation-mismatch")
 		tb.desktop()
@@ -787,4 +789,29 @@ func rehomed(t *testing.T, st *stationtest.Station, n int) []string {
 		t.Fatalf("only %d re-homed parcels", len(out))
 	}
 	return out
+}
+
+// checkOneTimeScale checks that the chart in css draws both runs in one svg
+// on one time axis: every bar of either run starts and ends where the
+// chart's one scale puts its times.
+func checkOneTimeScale(tb *tab, css string) {
+	tb.t.Helper()
+	js := fmt.Sprintf(`(() => {
+		const svgs = document.querySelectorAll(%[1]q + ' svg');
+		if (svgs.length !== 1) return 'charts: ' + svgs.length;
+		const root = svgs[0];
+		if (root.querySelectorAll('g.run').length !== 2) return 'runs: ' + root.querySelectorAll('g.run').length;
+		const x0 = Number(root.dataset.x0), perMs = Number(root.dataset.pxPerMs);
+		for (const bar of root.querySelectorAll('g.run rect.bar')) {
+			const want = x0 + Number(bar.dataset.startNs) / 1e6 * perMs;
+			const end = x0 + Number(bar.dataset.endNs) / 1e6 * perMs;
+			const x = Number(bar.getAttribute('x')), w = Number(bar.getAttribute('width'));
+			if (Math.abs(x - want) > 0.5 || (w > 1.5 && Math.abs(x + w - end) > 0.5)) return 'bar off the scale: ' + bar.parentNode.dataset.node;
+		}
+		return '';
+	})()`, css)
+	if got := eval[string](tb, js); got != "" {
+		tb.failed()
+		tb.t.Fatalf("the waterfalls in %s are not on one time scale: %s", css, got)
+	}
 }

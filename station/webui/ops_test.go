@@ -1,12 +1,17 @@
 package webui_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
 )
 
@@ -71,4 +76,60 @@ func siteRule(t *testing.T, st *stationtest.Station, token, site string) sorting
 	var r sorting.Rule
 	st.Do("GET", "/api/v1/ops/sites/"+site+"/release", token, nil, http.StatusOK, &r)
 	return r
+}
+
+// TestOpsReconciliationBlamesTheStepOnlyStableHas is issue 17's case on the
+// ops page: with the lean flow as candidate, a parcel the full flow finds
+// intercepted at check_delivery_status is blamed on that step, said to be
+// the stable flow's alone, and both runs are drawn on one time scale.
+func TestOpsReconciliationBlamesTheStepOnlyStableHas(t *testing.T) {
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
+		c.Release.ShadowDeadline = 10 * time.Second
+	}})
+	b := startBrowser(t, st)
+	ops := st.Login("ops1")
+	op := st.Login("op1")
+	cur := siteRule(t, st, ops, "SG-H01")
+	if r := st.Send("PUT", "/api/v1/ops/sites/SG-H01/release", ops, map[string]any{
+		"stable_flow": "full", "stable_version": 1, "candidate_flow": "lean", "candidate_version": 1,
+		"mode": "shadow", "ratio_bp": 10000, "reason": "shadow lean"}, "If-Match", fmt.Sprintf(`"%d"`, cur.Version)); r.Status != http.StatusOK {
+		t.Fatalf("shadow lean at SG-H01: %d %s", r.Status, r.Body)
+	}
+	tn := stationtest.Parcel(st.Sim.Fixtures(), "SG-H01", sim.Intercepted, 0)
+	var res sorting.Result
+	st.Do("POST", "/api/v1/sort", op, map[string]string{"tracking_no": tn, "scan_id": "recon-lean-1"}, http.StatusOK, &res)
+	if res.Exception == nil || res.Exception.Code != sorting.CodeIntercepted {
+		t.Fatalf("the full flow served %+v, want INTERCEPTED", res)
+	}
+
+	tb := b.tab(t)
+	tb.login("/ops", "ops1")
+	tb.desktop()
+	tb.view("recon")
+	// The shadow run records its mismatch in the background.
+	for deadline := time.Now().Add(waitFor); !eval[bool](tb, `document.querySelectorAll('#recon-list tr[data-id]').length >= 1`); {
+		if time.Now().After(deadline) {
+			tb.failed()
+			t.Fatalf("no mismatch shown: %s", tb.text("#recon-view"))
+		}
+		tb.view("recon")
+	}
+	if got := tb.text("#recon-list tbody td[data-only-in]"); !strings.Contains(got, "check_delivery_status") || !strings.Contains(got, "only in stable") {
+		t.Fatalf("the list says the first difference is %q", got)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`#recon-list tr[data-id] button`)))
+	tb.wait("the drill-down", `document.getElementById('recon-detail').dataset.firstDiff === 'check_delivery_status' &&
+		document.getElementById('recon-detail').dataset.onlyIn === 'stable' && document.querySelector('#recon-waterfalls svg') !== null`)
+	if got := tb.text("#recon-detail-summary"); !strings.Contains(got, "only the stable flow (full v1) has: it failed there") {
+		t.Fatalf("the summary says %q", got)
+	}
+	if n := eval[int](tb, `document.querySelectorAll('#recon-waterfalls g.run[data-role="stable"] .diff').length`); n != 1 {
+		t.Fatalf("%d outlined steps in the stable run", n)
+	}
+	if eval[string](tb, `document.querySelector('#recon-waterfalls g.run[data-role="stable"] g.step[data-node="check_delivery_status"]').dataset.only`) != "true" {
+		t.Fatal("check_delivery_status is not marked as the stable flow's alone")
+	}
+	checkOneTimeScale(tb, "#recon-waterfalls")
+	tb.scrollTo("recon-detail")
+	tb.longShot("desktop-ops-reconciliation-lean")
 }

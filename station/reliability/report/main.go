@@ -234,7 +234,7 @@ func render(tests []*testResult, fuzz []fuzzResult, fuzztime, fleet time.Duratio
 		}
 		w("| %s | %s | %.1fs | %s |\n", t.name, verdict(t.action), t.elapsed, cell(strings.Join(t.figures, "<br>")))
 	}
-	w("\n## Overload, timeouts and singleton jobs (tests next to their code)\n\nThe same run, with the race detector: HTTP rate limits per operator and per terminal under concurrent load (Redis GCRA and the local fallback), gRPC per-sorter and global concurrency limits under load, the pool's acquire timeout, server timeouts (slow headers, slow body, idle keep-alive, a gRPC connection without its preface), and the leases of singleton jobs: renewal, takeover, fencing, an unreachable database.\n\n")
+	w("\n## Overload, timeouts, singleton jobs and the terminal's offline queue (tests next to their code)\n\nThe same run, with the race detector: HTTP rate limits per operator and per terminal under concurrent load (Redis GCRA and the local fallback), gRPC per-sorter and global concurrency limits under load, the pool's acquire timeout, server timeouts (slow headers, slow body, idle keep-alive, a gRPC connection without its preface), the leases of singleton jobs (renewal, takeover, fencing, an unreachable database), and the web terminal's offline queue across a logout (in headless Chromium: a scan queued by one operator is never sent as the next one).\n\n")
 	w("| package | test | result | time | figures |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range tests {
 		if t.pkg != "" {
@@ -311,6 +311,9 @@ var nextToCode = []struct{ pkg, run string }{
 	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled|Serve"},
 	{"./station/lease", "."},
 	{"./station/auth", "."},
+	// The web terminal's offline queue across a logout (issue 17), in
+	// headless Chromium.
+	{"./station/webui", "OfflineReplayAcrossALogout"},
 }
 
 // notYet is what issue 10 asks for that this report does not show yet:

@@ -1,11 +1,13 @@
 // Reconciliation: a site's shadow comparisons since a time. The match rate
 // over time, where mismatches first diverge, the mismatch list, and one
-// mismatch drilled down with the stable and candidate traces side by side.
+// mismatch drilled down: both answers side by side, the step blamed (and,
+// for a step only one flow has, which flow), and both runs' waterfalls in
+// one chart on one time scale.
 
 import {unavailable} from './api.js';
 import {$, el, clear, dateTime, labelCells} from './dom.js';
 import {drawMatchRate, pct} from './chart.js';
-import {drawWaterfall, criticalPathText} from './waterfall.js';
+import {drawWaterfalls, criticalPathText} from './waterfall.js';
 
 const MAX_POINTS = 60;
 
@@ -62,7 +64,9 @@ export class ReconView {
       list.append(el('tr', {dataset: {id: m.id}},
         el('td', {}, dateTime(m.created_at)),
         el('td', {class: 'mono'}, m.tracking_no),
-        el('td', {class: 'mono'}, [m.first_diff_node, m.first_diff_key].filter(Boolean).join(' · ') || '–'),
+        el('td', {class: 'mono', dataset: {onlyIn: m.first_diff_only_in || ''}},
+          ([m.first_diff_node, m.first_diff_key].filter(Boolean).join(' · ') || '–') +
+          (m.first_diff_only_in ? ` (only in ${m.first_diff_only_in})` : '')),
         el('td', {}, m.source || ''),
         el('td', {}, el('button', {type: 'button', class: 'small', 'aria-label': `Open mismatch of ${m.tracking_no}`,
           onclick: () => this.open(m.id)}, 'Open'))));
@@ -80,35 +84,61 @@ export class ReconView {
       $('recon-detail-summary').textContent = (a.error && a.error.message) || 'Not found.';
       clear($('recon-stable'));
       clear($('recon-candidate'));
+      clear($('recon-waterfalls'));
       return;
     }
     const m = a.data;
     box.dataset.firstDiff = m.first_diff_node || '';
-    $('recon-detail-summary').textContent = `${m.tracking_no} at ${m.site_id}: first difference at step ${m.first_diff_node || '?'}` +
-      (m.first_diff_key ? ` (output ${m.first_diff_key})` : '') + `, recorded ${dateTime(m.created_at)}.`;
-    $('recon-stable-title').textContent = `Stable: ${m.stable_flow} v${m.stable_version}`;
-    $('recon-candidate-title').textContent = `Candidate: ${m.candidate_flow} v${m.candidate_version}`;
-    side($('recon-stable'), m.stable, m.stable_trace, m.first_diff_node);
-    side($('recon-candidate'), m.candidate, m.candidate_trace, m.first_diff_node);
+    box.dataset.onlyIn = m.first_diff_only_in || '';
+    $('recon-detail-summary').textContent = `${m.tracking_no} at ${m.site_id}: the runs part ${blameText(m)}. Recorded ${dateTime(m.created_at)}.`;
+    const stableName = `${m.stable_flow} v${m.stable_version}`;
+    const candName = `${m.candidate_flow} v${m.candidate_version}`;
+    $('recon-stable-title').textContent = `Stable: ${stableName}`;
+    $('recon-candidate-title').textContent = `Candidate: ${candName}`;
+    side($('recon-stable'), m.stable, m.stable_trace);
+    side($('recon-candidate'), m.candidate, m.candidate_trace);
+    const sNodes = nodeSet(m.stable_trace);
+    const cNodes = nodeSet(m.candidate_trace);
+    drawWaterfalls($('recon-waterfalls'), [
+      {role: 'stable', title: `Stable: ${stableName}`, trace: m.stable_trace, highlight: m.first_diff_node, only: minus(sNodes, cNodes)},
+      {role: 'candidate', title: `Candidate: ${candName}`, trace: m.candidate_trace, highlight: m.first_diff_node, only: minus(cNodes, sNodes)},
+    ]);
     box.scrollIntoView({block: 'start'});
   }
 }
 
-function side(box, result, trace, highlight) {
+// blameText says where a mismatch's runs part: a step both flows have and
+// its output, or a step only one flow has and what it did there.
+function blameText(m) {
+  const node = m.first_diff_node;
+  if (!node) return 'at no step the traces show';
+  if (m.first_diff_only_in) {
+    const stable = m.first_diff_only_in === 'stable';
+    const flow = stable ? `${m.stable_flow} v${m.stable_version}` : `${m.candidate_flow} v${m.candidate_version}`;
+    const n = ((stable ? m.stable_trace : m.candidate_trace) || {nodes: []}).nodes.find((x) => x.node === node) || {};
+    const did = n.outcome === 'timed_out' ? 'timed out' : n.outcome || 'ran';
+    return `at step ${node}, which only the ${m.first_diff_only_in} flow (${flow}) has: it ${did} there${n.error ? ` (${n.error})` : ''}`;
+  }
+  return `at step ${node}${m.first_diff_key ? ` (output ${m.first_diff_key})` : ''}, the first step both flows have whose result differs`;
+}
+
+function nodeSet(trace) {
+  return new Set(((trace && trace.nodes) || []).map((n) => n.node));
+}
+
+function minus(a, b) {
+  return new Set([...a].filter((x) => !b.has(x)));
+}
+
+function side(box, result, trace) {
   clear(box);
   const r = result || {};
   box.append(el('dl', {class: 'facts'},
     el('div', {}, el('dt', {}, 'Next hop'), el('dd', {}, r.next_hop || '–')),
     el('div', {}, el('dt', {}, 'Chute'), el('dd', {}, r.chute === undefined ? '–' : String(r.chute))),
     el('div', {}, el('dt', {}, 'Exception'), el('dd', {}, r.exception ? r.exception.code || String(r.exception) : '–'))));
-  const chart = el('div', {class: 'trace-chart'});
-  box.append(chart);
-  if (trace && trace.nodes) {
-    drawWaterfall(chart, trace, {highlight});
-    box.append(el('p', {class: 'hint'}, criticalPathText(trace)));
-  } else {
-    chart.append(el('p', {class: 'hint'}, 'No trace stored.'));
-  }
+  if (trace && trace.nodes) box.append(el('p', {class: 'hint'}, criticalPathText(trace)));
+  else box.append(el('p', {class: 'hint'}, 'No trace stored.'));
 }
 
 // series folds per-minute counts into at most MAX_POINTS points so a week
