@@ -99,7 +99,46 @@ func TestOfflineReplayAcrossALogout(t *testing.T) {
 		t.Fatalf("%s: %d work orders elsewhere", tn, n)
 	}
 	tb.shot("terminal-replayed-for-its-owner")
-	report(t, "offline replay across a logout: 1 receive queued by op1@SG-H01, kept through op2@SG-H02's session (%d flushes, 0 sent), landed once as op1's at SG-H01", op2Flushes)
+
+	// Logging out online with a scan still queued sends it first, as its
+	// operator's, and then logs out without a warning: nothing is left.
+	tn2 := sim.ViaStation("SG-H01", 8)
+	tb.offline(true)
+	tb.scan("scan-input", tn2)
+	tb.wait("the second queued scan", fmt.Sprintf(`document.getElementById('answer').dataset.trackingNo === %q && document.getElementById('answer').dataset.state === 'queued'`, tn2))
+	scanID2 := eval[string](tb, `JSON.parse(localStorage.getItem('station.queue.v2'))[0].scan_id`)
+	tb.offline(false)
+	tb.do(chromedp.Click(chromedp.ID("logout")))
+	tb.wait("the login screen, no warning in the way", `!document.getElementById('login-view').hidden`)
+	if got := eval[int](tb, `(JSON.parse(localStorage.getItem('station.queue.v2')) || []).length`); got != 0 {
+		t.Fatalf("%d scans left queued after logging out online", got)
+	}
+	if n := st.Count(`SELECT count(*) FROM work_orders WHERE scan_id = $1 AND station_id = 'SG-H01' AND actor_id = 'op1'`, scanID2); n != 1 {
+		t.Fatalf("the scan queued before an online logout: %d work orders by op1 at SG-H01, want 1", n)
+	}
+	// Scans queued by the page before entries carried their owner: with no
+	// session on the terminal their owner is unknown, and they are shown and
+	// never sent as whoever logs in; with the session that queued them still
+	// there, they are that operator's.
+	legacy := func(tn, scanID string) string {
+		return fmt.Sprintf(`localStorage.setItem('station.queue.v1', JSON.stringify([{kind: 'receive', path: '/api/v1/receive', `+
+			`body: {tracking_no: %[1]q, scan_id: %[2]q}, scan_id: %[2]q, tracking_no: %[1]q}]))`, tn, scanID)
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](legacy(sim.ViaStation("SG-H02", 9), "legacy-unowned")), chromedp.Reload())
+	tb.wait("the unowned scan shown", `document.getElementById('login-queue').textContent.includes('operator unknown')`)
+	tb.login("/", "op2")
+	flushes = eval[int](tb, `Number(document.body.dataset.flushes)`)
+	tb.wait("two flushes as op2", fmt.Sprintf(`Number(document.body.dataset.flushes) >= %d`, flushes+2))
+	if n := st.Count(`SELECT count(*) FROM work_orders WHERE scan_id = 'legacy-unowned'`); n != 0 {
+		t.Fatalf("a scan of unknown owner was sent as op2: %d work orders", n)
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](legacy(sim.ViaStation("SG-H02", 10), "legacy-op2")), chromedp.Reload())
+	tb.wait("the adopted scan sent", `localStorage.getItem('station.queue.v1') === null && !(JSON.parse(localStorage.getItem('station.queue.v2')) || []).some(x => x.scan_id === 'legacy-op2')`)
+	if n := st.Count(`SELECT count(*) FROM work_orders WHERE scan_id = 'legacy-op2' AND station_id = 'SG-H02' AND actor_id = 'op2'`); n != 1 {
+		t.Fatalf("the scan queued under op2's session: %d work orders by op2 at SG-H02, want 1", n)
+	}
+
+	report(t, "offline replay across a logout: 1 receive queued by op1@SG-H01, kept through op2@SG-H02's session (%d flushes, 0 sent), landed once as op1's at SG-H01; 1 scan queued at an online logout, sent first as op1's", op2Flushes)
 }
 
 // report logs a figure line for the reliability report (`make
