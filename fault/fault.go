@@ -86,11 +86,28 @@ func (e *Error) With(details map[string]any, format string, args ...any) *Error 
 	return &Error{Kind: e.Kind, Code: e.Code, Msg: fmt.Sprintf(format, args...), Details: d, base: base}
 }
 
-// As finds the classified error in err's chain.
+// InvalidInput is how a leaf package that may not import fault (ident)
+// classifies its errors: a value a client sent that does not parse, with a
+// stable code. As treats one as Invalid, so no edge needs a row for it.
+type InvalidInput interface {
+	error
+	Code() string
+	// InvalidInput is a marker: an error that happens to have a Code
+	// method is not taken for a client's mistake.
+	InvalidInput()
+}
+
+// As finds the classified error in err's chain: a *Error, else an
+// InvalidInput, which it returns as an Invalid *Error with the same code
+// and message.
 func As(err error) (*Error, bool) {
 	var e *Error
 	if errors.As(err, &e) {
 		return e, true
+	}
+	var in InvalidInput
+	if errors.As(err, &in) {
+		return &Error{Kind: Invalid, Code: in.Code(), Msg: in.Error()}, true
 	}
 	return nil, false
 }

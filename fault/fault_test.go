@@ -41,3 +41,29 @@ func TestKindOfUnclassifiedIsInternal(t *testing.T) {
 		t.Fatal("names")
 	}
 }
+
+// badID stands for ident's errors: a leaf that cannot import fault.
+type badID struct{}
+
+func (badID) Error() string { return "invalid tracking number" }
+func (badID) Code() string  { return "invalid_tracking_no" }
+func (badID) InvalidInput() {}
+
+type coded struct{}
+
+func (coded) Error() string { return "boom" }
+func (coded) Code() string  { return "x" }
+
+func TestInvalidInputOfALeafIsInvalid(t *testing.T) {
+	e, ok := As(fmt.Errorf("sort: %w", badID{}))
+	if !ok || e.Kind != Invalid || e.Code != "invalid_tracking_no" || e.Msg != "invalid tracking number" {
+		t.Fatalf("As = %+v, %v", e, ok)
+	}
+	if k := KindOf(coded{}); k != Internal {
+		t.Fatalf("an error with only a Code method is %v, want internal", k)
+	}
+	// A classified error wins over a leaf's.
+	if e, _ := As(fmt.Errorf("%w: %w", badID{}, errBagSealed)); e.Code != "bag_sealed" {
+		t.Fatalf("code %s", e.Code)
+	}
+}

@@ -1,7 +1,6 @@
 package ident
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,12 +9,32 @@ import (
 
 // Sentinel errors, one per kind of identifier; match with errors.Is.
 var (
-	ErrInvalidTrackingNo = errors.New("invalid tracking number")
-	ErrInvalidSiteID     = errors.New("invalid site id")
-	ErrInvalidScanID     = errors.New("invalid scan id")
-	ErrInvalidBagID      = errors.New("invalid bag id")
-	ErrInvalidHandoverID = errors.New("invalid handover id")
+	ErrInvalidTrackingNo = &Error{code: "invalid_tracking_no", msg: "invalid tracking number"}
+	ErrInvalidSiteID     = &Error{code: "invalid_site_id", msg: "invalid site id"}
+	// ErrInvalidScanID keeps the code clients have always seen for a bad
+	// scan id, missing or not.
+	ErrInvalidScanID     = &Error{code: "missing_scan_id", msg: "invalid scan id"}
+	ErrInvalidBagID      = &Error{code: "invalid_bag_id", msg: "invalid bag id"}
+	ErrInvalidHandoverID = &Error{code: "invalid_handover_id", msg: "invalid handover id"}
 )
+
+// Error is an identifier a client sent that does not parse. It is always
+// the client's mistake, and its code is stable (invalid_tracking_no, ...).
+// ident is a leaf and may not import fault, so instead of a fault kind it
+// carries the marker method InvalidInput, by which fault.As classifies it
+// as Invalid: no edge needs a row for it.
+type Error struct {
+	code, msg string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Code is the stable code clients match on.
+func (e *Error) Code() string { return e.code }
+
+// InvalidInput marks the error as a client's malformed input (see
+// fault.As); it does nothing.
+func (e *Error) InvalidInput() {}
 
 // TrackingNo is a normalised tracking number: two upper-case letters of its
 // market and 10 to 18 digits, e.g. SG1000000001.

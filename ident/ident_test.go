@@ -83,3 +83,23 @@ func FuzzParseSiteID(f *testing.F) {
 		}
 	})
 }
+
+// The codes are what clients match on: they never change.
+func TestErrorsCarryStableCodes(t *testing.T) {
+	for err, code := range map[*Error]string{
+		ErrInvalidTrackingNo: "invalid_tracking_no",
+		ErrInvalidSiteID:     "invalid_site_id",
+		ErrInvalidScanID:     "missing_scan_id",
+		ErrInvalidBagID:      "invalid_bag_id",
+		ErrInvalidHandoverID: "invalid_handover_id",
+	} {
+		if err.Code() != code {
+			t.Errorf("%v: code %s, want %s", err, err.Code(), code)
+		}
+	}
+	_, err := ParseSiteID("nope")
+	var e *Error
+	if !errors.As(err, &e) || e.Code() != "invalid_site_id" {
+		t.Fatalf("ParseSiteID error %v has no code", err)
+	}
+}

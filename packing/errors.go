@@ -1,62 +1,47 @@
 package packing
 
 import (
-	"errors"
-	"fmt"
-
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
 // Sentinel errors; every error this package returns for a client's mistake
 // or a refused operation wraps exactly one of them. Match with errors.Is.
+// Each carries its kind and the stable code clients see.
 var (
 	ErrInvalidTrackingNo = ident.ErrInvalidTrackingNo
-	ErrInvalidNextHop    = errors.New("invalid next hop: want a site id like SG-H02")
-	ErrUnknownNextHop    = errors.New("next hop is not a known site")
-	ErrMissingScanID     = errors.New("scan_id is required (1 to 128 characters)")
-	ErrWeightOutOfBounds = errors.New("weight out of bounds")
-	ErrBagNotFound       = errors.New("bag not found")
-	ErrNotInBag          = errors.New("parcel is not in this bag")
-	ErrOtherStation      = errors.New("object belongs to another station")
+	ErrInvalidNextHop    = fault.New(fault.Invalid, "invalid_next_hop", "invalid next hop: want a site id like SG-H02")
+	ErrUnknownNextHop    = fault.New(fault.Invalid, "unknown_next_hop", "next hop is not a known site")
+	ErrMissingScanID     = fault.New(fault.Invalid, "missing_scan_id", "scan_id is required (1 to 128 characters)")
+	ErrWeightOutOfBounds = fault.New(fault.Invalid, "invalid_weight", "weight out of bounds")
+	ErrBagNotFound       = fault.New(fault.NotFound, "bag_not_found", "bag not found")
+	ErrNotInBag          = fault.New(fault.NotFound, "not_in_bag", "parcel is not in this bag")
+	ErrOtherStation      = fault.New(fault.Forbidden, "forbidden", "object belongs to another station")
 	ErrNotSorted         = workorder.ErrParcelNotSorted
-	ErrWrongNextHop      = errors.New("parcel is sorted to another next hop")
+	ErrWrongNextHop      = fault.New(fault.Conflict, "wrong_next_hop", "parcel is sorted to another next hop")
 	ErrAlreadyBagged     = workorder.ErrAlreadyBagged
-	ErrBagSealed         = errors.New("bag is sealed")
-	ErrBagEmpty          = errors.New("bag is empty")
-	ErrBagNotSealed      = errors.New("bag is not sealed")
-	ErrInvalidBagStatus  = errors.New("status must be open, sealed or departed")
+	ErrBagSealed         = fault.New(fault.Conflict, "bag_sealed", "bag is sealed")
+	ErrBagEmpty          = fault.New(fault.Conflict, "bag_empty", "bag is empty")
+	ErrBagNotSealed      = fault.New(fault.Conflict, "bag_not_sealed", "bag is not sealed")
+	ErrInvalidBagStatus  = fault.New(fault.Invalid, "invalid_status", "status must be open, sealed or departed")
 	// ErrDependencyUnavailable: a downstream service (container, linehaul)
 	// did not answer; nothing was written and the client may retry.
-	ErrDependencyUnavailable = errors.New("a downstream service is unavailable; retry shortly")
+	ErrDependencyUnavailable = fault.New(fault.Unavailable, "dependency_unavailable", "a downstream service is unavailable; retry shortly")
 
-	ErrInvalidHandover  = errors.New("invalid handover")
-	ErrUnknownTrip      = errors.New("trip not known to the linehaul service")
-	ErrTripOtherStation = errors.New("trip does not leave from this station")
-	ErrHandoverNotFound = errors.New("handover not found")
-	ErrHandoverClosed   = errors.New("handover is closed")
-	ErrHandoverEmpty    = errors.New("handover has no bags")
-	ErrBagOnHandover    = errors.New("bag is already on a handover")
-	ErrNotOnTrip        = errors.New("bag's next hop is not a stop of the trip")
+	ErrInvalidHandover  = fault.New(fault.Invalid, "invalid_handover", "invalid handover")
+	ErrUnknownTrip      = fault.New(fault.Invalid, "unknown_trip", "trip not known to the linehaul service")
+	ErrTripOtherStation = fault.New(fault.Conflict, "trip_other_station", "trip does not leave from this station")
+	ErrHandoverNotFound = fault.New(fault.NotFound, "handover_not_found", "handover not found")
+	ErrHandoverClosed   = fault.New(fault.Conflict, "handover_closed", "handover is closed")
+	ErrHandoverEmpty    = fault.New(fault.Conflict, "handover_empty", "handover has no bags")
+	ErrBagOnHandover    = fault.New(fault.Conflict, "bag_on_handover", "bag is already on a handover")
+	ErrNotOnTrip        = fault.New(fault.Conflict, "next_hop_not_on_trip", "bag's next hop is not a stop of the trip")
 )
 
-// RefusalError is a refusal with the facts a client needs to act on it
-// (which bag already holds the parcel, what the parcel is sorted to). It
-// wraps one sentinel; Details are safe to show to the client.
-type RefusalError struct {
-	Kind   error
-	Msg    string
-	Fields map[string]any
-}
-
-func (e *RefusalError) Error() string { return e.Msg }
-
-// Unwrap returns the sentinel kind.
-func (e *RefusalError) Unwrap() error { return e.Kind }
-
-// Details are the client-facing facts of the refusal.
-func (e *RefusalError) Details() map[string]any { return e.Fields }
-
-func refuse(kind error, fields map[string]any, format string, args ...any) error {
-	return &RefusalError{Kind: kind, Msg: fmt.Sprintf(format, args...), Fields: fields}
+// refuse is a refusal of the sentinel's kind and code with the facts a
+// client needs to act on it (which bag already holds the parcel, what the
+// parcel is sorted to); fields are safe to show to the client.
+func refuse(kind *fault.Error, fields map[string]any, format string, args ...any) error {
+	return kind.With(fields, format, args...)
 }

@@ -178,14 +178,11 @@ func wantErr(t testing.TB, err, target error) {
 // details returns the client-facing details of a refusal.
 func details(t testing.TB, err error) map[string]any {
 	t.Helper()
-	if f, ok := fault.As(err); ok && f.Details != nil {
-		return f.Details
-	}
-	var r *packing.RefusalError
-	if !errors.As(err, &r) {
+	e, ok := fault.As(err)
+	if !ok || e.Details == nil {
 		t.Fatalf("error %v carries no details", err)
 	}
-	return r.Details()
+	return e.Details
 }
 
 // golden compares got with testdata/name, rewriting it under -update.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,8 +23,8 @@ import (
 // Belt errors (besides ident.ErrInvalidTrackingNo, ErrNoChuteMap and ErrNoFlow,
 // which also mean an unknown station here).
 var (
-	ErrBatchTooLarge = errors.New("pre-sort batch too large")
-	ErrEmptyBatch    = errors.New("pre-sort batch is empty")
+	ErrBatchTooLarge = fault.New(fault.Invalid, "batch_size", "pre-sort batch too large")
+	ErrEmptyBatch    = fault.New(fault.Invalid, "batch_size", "pre-sort batch is empty")
 )
 
 // ChuteKind says what a decision's chute is for.

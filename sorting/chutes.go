@@ -13,13 +13,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/expresshub/station/fault"
 )
 
 // Chute-map errors.
 var (
-	ErrInvalidChuteMap = errors.New("invalid chute map")
-	ErrNoChuteMap      = errors.New("station has no chute map")
-	ErrVersionConflict = errors.New("chute map was changed by someone else")
+	ErrInvalidChuteMap = fault.New(fault.Invalid, "invalid_chute_map", "invalid chute map")
+	ErrNoChuteMap      = fault.New(fault.Conflict, "no_chute_map", "station has no chute map")
+	ErrVersionConflict = fault.New(fault.Precondition, "version_conflict", "chute map was changed by someone else")
 )
 
 // MaxChute bounds chute numbers: the largest cross-belt sorters have a few
@@ -101,7 +103,11 @@ func (e *ChuteMapError) Error() string {
 	return fmt.Sprintf("invalid chute map: %d problem(s): %v", len(e.Problems), e.Problems)
 }
 
-func (e *ChuteMapError) Unwrap() error { return ErrInvalidChuteMap }
+// Unwrap is ErrInvalidChuteMap with every problem as a detail, for the
+// edges.
+func (e *ChuteMapError) Unwrap() error {
+	return ErrInvalidChuteMap.With(map[string]any{"problems": e.Problems}, "%s", e.Error())
+}
 
 // StoredChuteMap is a chute map with its version and audit fields.
 type StoredChuteMap struct {

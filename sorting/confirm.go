@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
 
 // Confirm errors.
 var (
-	ErrInvalidSorterEvent = errors.New("invalid sorter event")
-	ErrSequenceBackwards  = errors.New("sorter sequence number went backwards")
+	ErrInvalidSorterEvent = fault.New(fault.Invalid, "invalid_sorter_event", "invalid sorter event")
+	ErrSequenceBackwards  = fault.New(fault.Conflict, "sequence_backwards", "sorter sequence number went backwards")
 )
 
 // SorterOutcome is what physically happened at the sorting machine.
@@ -63,7 +64,11 @@ func (e *SequenceError) Error() string {
 	return fmt.Sprintf("sequence %d is not above the newest recorded %d", e.Sequence, e.Newest)
 }
 
-func (e *SequenceError) Unwrap() error { return ErrSequenceBackwards }
+// Unwrap is ErrSequenceBackwards with the newest sequence as a detail, so
+// the machine learns where to resume without the edge knowing this type.
+func (e *SequenceError) Unwrap() error {
+	return ErrSequenceBackwards.With(map[string]any{"newest_sequence": e.Newest}, "%s", e.Error())
+}
 
 // Confirmation is the recorded answer to a sorter event. It carries the
 // fields of a Result, so a confirmed sort reads like any other sort result

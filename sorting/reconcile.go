@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,7 +16,7 @@ import (
 )
 
 // ErrMismatchNotFound is returned for an unknown mismatch id.
-var ErrMismatchNotFound = errors.New("mismatch not found")
+var ErrMismatchNotFound = fault.New(fault.NotFound, "not_found", "mismatch not found")
 
 // Report is a site's reconciliation since a time.
 type Report struct {

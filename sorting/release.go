@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,10 +23,10 @@ import (
 
 // Release errors.
 var (
-	ErrInvalidRule     = errors.New("invalid release rule")
-	ErrRuleConflict    = errors.New("release rule was changed by someone else")
-	ErrMatchRateTooLow = errors.New("shadow match rate too low to raise the ratio")
-	ErrReasonRequired  = errors.New("a reason is required")
+	ErrInvalidRule     = fault.New(fault.Invalid, "invalid_release_rule", "invalid release rule")
+	ErrRuleConflict    = fault.New(fault.Precondition, "version_conflict", "release rule was changed by someone else")
+	ErrMatchRateTooLow = fault.New(fault.Conflict, "match_rate_too_low", "shadow match rate too low to raise the ratio")
+	ErrReasonRequired  = fault.New(fault.Invalid, "reason_required", "a reason is required")
 )
 
 // Release modes.
@@ -147,10 +148,11 @@ func (r Rule) validate(flows *FlowSet) error {
 type RuleError struct{ Problems []string }
 
 func (e *RuleError) Error() string { return fmt.Sprintf("invalid release rule: %v", e.Problems) }
-func (e *RuleError) Unwrap() error { return ErrInvalidRule }
 
-// Details lets the HTTP edge show every problem.
-func (e *RuleError) Details() map[string]any { return map[string]any{"problems": e.Problems} }
+// Unwrap is ErrInvalidRule with every problem as a detail, for the edges.
+func (e *RuleError) Unwrap() error {
+	return ErrInvalidRule.With(map[string]any{"problems": e.Problems}, "%s", e.Error())
+}
 
 // GuardConfig is the match-rate guard on raising a ratio.
 type GuardConfig struct {
@@ -180,12 +182,12 @@ func (e *GuardError) Error() string {
 	return fmt.Sprintf("shadow match rate %.4f over %d comparisons; raising needs %.4f over at least %d (or force with a reason)",
 		e.MatchRate, e.Comparisons, e.MinMatchRate, e.MinComparisons)
 }
-func (e *GuardError) Unwrap() error { return ErrMatchRateTooLow }
 
-// Details lets the HTTP edge show the guard's figures.
-func (e *GuardError) Details() map[string]any {
-	return map[string]any{"match_rate": e.MatchRate, "comparisons": e.Comparisons,
-		"min_match_rate": e.MinMatchRate, "min_comparisons": e.MinComparisons}
+// Unwrap is ErrMatchRateTooLow with the guard's figures as details, for
+// the edges.
+func (e *GuardError) Unwrap() error {
+	return ErrMatchRateTooLow.With(map[string]any{"match_rate": e.MatchRate, "comparisons": e.Comparisons,
+		"min_match_rate": e.MinMatchRate, "min_comparisons": e.MinComparisons}, "%s", e.Error())
 }
 
 // Releases keeps release rules: PostgreSQL is the source of truth, every

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
@@ -19,9 +20,9 @@ import (
 // Errors of the sort and receive operations (besides ident.ErrInvalidTrackingNo and
 // the chute-map errors).
 var (
-	ErrMissingScanID = errors.New("scan_id is required")
-	ErrNoFlow        = errors.New("no sorting flow for this station")
-	ErrNotFound      = errors.New("no sort result for this parcel at this station")
+	ErrMissingScanID = fault.New(fault.Invalid, "missing_scan_id", "scan_id is required")
+	ErrNoFlow        = fault.New(fault.Conflict, "no_flow", "no sorting flow for this station")
+	ErrNotFound      = fault.New(fault.NotFound, "not_found", "no sort result for this parcel at this station")
 )
 
 // Scan is one operator or machine request about one parcel.

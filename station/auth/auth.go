@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,11 +19,11 @@ import (
 
 // Sentinel errors.
 var (
-	ErrUnauthenticated = errors.New("unauthenticated")
-	ErrForbidden       = errors.New("forbidden")
-	ErrInvalidOperator = errors.New("invalid operator")
-	ErrOperatorExists  = errors.New("operator exists")
-	ErrInvalidTerminal = errors.New("invalid terminal id")
+	ErrUnauthenticated = fault.New(fault.Unauthenticated, "unauthenticated", "unauthenticated")
+	ErrForbidden       = fault.New(fault.Forbidden, "forbidden", "forbidden")
+	ErrInvalidOperator = fault.New(fault.Invalid, "invalid_operator", "invalid operator")
+	ErrOperatorExists  = fault.New(fault.Conflict, "operator_exists", "operator exists")
+	ErrInvalidTerminal = fault.New(fault.Invalid, "invalid_terminal_id", "invalid terminal id")
 )
 
 // Role is what an operator may do.

@@ -14,13 +14,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/expresshub/station/fault"
 )
 
 // Sorter errors.
 var (
-	ErrInvalidSorter  = errors.New("invalid sorter")
-	ErrSorterExists   = errors.New("sorter exists")
-	ErrSorterNotFound = errors.New("no such sorter")
+	ErrInvalidSorter  = fault.New(fault.Invalid, "invalid_sorter", "invalid sorter")
+	ErrSorterExists   = fault.New(fault.Conflict, "sorter_exists", "sorter exists")
+	ErrSorterNotFound = fault.New(fault.NotFound, "sorter_not_found", "no such sorter")
 )
 
 // sorterKeyPrefix marks a sorter key, so one pasted into the wrong place is

@@ -129,11 +129,6 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 	}
 	stored, err := s.sorting.Chutes().Put(r.Context(), station, m, expect, principal(r).ID)
 	if err != nil {
-		var cme *sorting.ChuteMapError
-		if errors.As(err, &cme) {
-			return &Error{Status: http.StatusBadRequest, Code: "invalid_chute_map", Message: "the chute map has problems",
-				Details: map[string]any{"problems": cme.Problems}}
-		}
 		return err
 	}
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(stored.Version)))

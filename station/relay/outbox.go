@@ -8,10 +8,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/expresshub/station/fault"
 )
 
 // ErrNotFound means no outbox row has the id.
-var ErrNotFound = errors.New("outbox event not found")
+var ErrNotFound = fault.New(fault.NotFound, "event_not_found", "outbox event not found")
 
 // Outbox answers the ops questions about the tracking outbox. Ops act
 // network-wide: these queries span every station.

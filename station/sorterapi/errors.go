@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 
-	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/station/dbfail"
 
 	"go.uber.org/zap"
@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/expresshub/station/sorting"
-	"github.com/expresshub/station/workorder"
 )
 
 // errorDomain names Station in ErrorInfo details.
@@ -36,36 +35,79 @@ const (
 	ReasonShuttingDown      = "SHUTTING_DOWN"
 )
 
-// toStatus is the one table from domain errors to gRPC status codes. A
-// client's mistake is never Internal; an internal message never leaks.
-// field names the request field a tracking-number error is about.
+// grpcCodes maps each kind of domain error to its gRPC code: the one place
+// where this edge decides, so a new domain error (fault.New) needs no edit
+// here. A conflict with the station's state is FailedPrecondition (the
+// machine must not retry the same call as is); a version that moved on
+// under the caller is Aborted (read again, then retry).
+func grpcCode(k fault.Kind) codes.Code {
+	switch k {
+	case fault.Invalid:
+		return codes.InvalidArgument
+	case fault.NotFound:
+		return codes.NotFound
+	case fault.Conflict:
+		return codes.FailedPrecondition
+	case fault.Precondition:
+		return codes.Aborted
+	case fault.Forbidden:
+		return codes.PermissionDenied
+	case fault.Unauthenticated:
+		return codes.Unauthenticated
+	case fault.Unavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// frozen are the answers the machine's software was built against before
+// errors carried kinds; they keep their gRPC code, reason and message.
+// Nothing new belongs here: a new error's reason is its code in upper case.
+var frozen = map[string]struct {
+	code   codes.Code
+	reason string
+	msg    string
+}{
+	"scan_id_reused": {codes.AlreadyExists, ReasonSequenceReused, "this sequence number was already used for a different event"},
+	"no_chute_map":   {codes.NotFound, ReasonUnknownStation, "unknown station: it has no chute map or sorting flow"},
+	"no_flow":        {codes.NotFound, ReasonUnknownStation, "unknown station: it has no chute map or sorting flow"},
+}
+
+// toStatus maps an error to a gRPC status by its kind (fault). A classified
+// error carries an ErrorInfo whose reason is its code in upper case
+// (SEQUENCE_BACKWARDS) and whose metadata are its details; an Invalid one
+// is also a BadRequest violation of field, the request field the call's
+// input is in, when the handler names one. A client's mistake is never
+// Internal; an internal message never leaks.
 func (s *Server) toStatus(err error, field string) error {
-	var batch *sorting.InvalidBatchError
-	var seq *sorting.SequenceError
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.As(err, &batch):
+	}
+	if batch, ok := errors.AsType[*sorting.InvalidBatchError](err); ok {
+		// Every bad index of a pre-sort batch, so the machine can drop them.
 		br := &errdetails.BadRequest{}
 		for _, i := range batch.Indexes() {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 				Field: fmt.Sprintf("tracking_nos[%d]", i), Description: batch.Problems[i], Reason: "INVALID_TRACKING_NO"})
 		}
 		return withDetails(codes.InvalidArgument, err.Error(), br)
-	case errors.Is(err, ident.ErrInvalidTrackingNo):
-		return badRequest(field, "INVALID_TRACKING_NO", err)
-	case errors.Is(err, sorting.ErrBatchTooLarge), errors.Is(err, sorting.ErrEmptyBatch):
-		return badRequest("tracking_nos", "BATCH_SIZE", err)
-	case errors.Is(err, sorting.ErrInvalidSorterEvent):
-		return withDetails(codes.InvalidArgument, err.Error(), info(ReasonInvalidEvent, nil))
-	case errors.Is(err, sorting.ErrNoChuteMap), errors.Is(err, sorting.ErrNoFlow):
-		return withDetails(codes.NotFound, "unknown station: it has no chute map or sorting flow", info(ReasonUnknownStation, nil))
-	case errors.As(err, &seq):
-		return withDetails(codes.FailedPrecondition, err.Error(),
-			info(ReasonSequenceBackwards, map[string]string{"newest_sequence": strconv.FormatUint(seq.Newest, 10)}))
-	case errors.Is(err, workorder.ErrScanIDReused):
-		return withDetails(codes.AlreadyExists, "this sequence number was already used for a different event",
-			info(ReasonSequenceReused, nil))
+	}
+	if e, ok := fault.As(err); ok && e.Kind != fault.Internal {
+		if f, ok := frozen[e.Code]; ok {
+			return withDetails(f.code, f.msg, info(f.reason, nil))
+		}
+		c, reason, msg := grpcCode(e.Kind), strings.ToUpper(e.Code), err.Error()
+		if e.Kind == fault.Unavailable {
+			msg = e.Msg // the wrapped cause is the station's business, not the machine's
+		}
+		details := []protoadapt.MessageV1{info(reason, infoMetadata(e.Details))}
+		if e.Kind == fault.Invalid && field != "" {
+			details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+				{Field: field, Description: err.Error(), Reason: reason}}})
+		}
+		return withDetails(c, msg, details...)
+	}
+	switch {
 	case dbfail.IsUnavailable(err):
 		return status.Error(codes.Unavailable, "the database is not reachable; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -77,9 +119,17 @@ func (s *Server) toStatus(err error, field string) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-func badRequest(field, reason string, err error) error {
-	return withDetails(codes.InvalidArgument, err.Error(), &errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: err.Error(), Reason: reason}}})
+// infoMetadata is an error's details as ErrorInfo metadata, which are
+// strings.
+func infoMetadata(d map[string]any) map[string]string {
+	if len(d) == 0 {
+		return nil
+	}
+	md := make(map[string]string, len(d))
+	for k, v := range d {
+		md[k] = fmt.Sprint(v)
+	}
+	return md
 }
 
 func info(reason string, md map[string]string) *errdetails.ErrorInfo {

@@ -324,7 +324,9 @@ func (s *Server) Confirm(ctx context.Context, req *stationv1.ConfirmRequest) (*s
 	}
 	c, err := s.belt.Confirm(ctx, ev)
 	if err != nil {
-		return nil, s.toStatus(err, "tracking_no")
+		// No field: a refused event is about the event as a whole (the
+		// reason, INVALID_TRACKING_NO or INVALID_SORTER_EVENT, says why).
+		return nil, s.toStatus(err, "")
 	}
 	return &stationv1.ConfirmResponse{WorkOrderId: c.WorkOrderID, Sequence: c.Sequence, Replayed: c.Replayed}, nil
 }
