@@ -52,8 +52,10 @@ proto: $(BUF)
 proto-check: proto
 	@test -z "$$(git status --porcelain -- proto)" || (git status --short -- proto; echo "proto: generated code is stale; run make proto and commit"; exit 1)
 
+## lint: go vet, the gofmt check and the import direction of the layout (imports_test.go).
 lint:
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^TestImport' .
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 clean:
