@@ -35,7 +35,7 @@ const (
 	ReasonShuttingDown      = "SHUTTING_DOWN"
 )
 
-// grpcCodes maps each kind of domain error to its gRPC code: the one place
+// grpcCode maps each kind of domain error to its gRPC code: the one place
 // where this edge decides, so a new domain error (fault.New) needs no edit
 // here. A conflict with the station's state is FailedPrecondition (the
 // machine must not retry the same call as is); a version that moved on
