@@ -56,13 +56,13 @@ func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	im := strings.Trim(r.Header.Get("If-Match"), `"`)
+	im := r.Header.Get("If-Match")
 	if im == "" {
 		return Errorf(http.StatusPreconditionRequired, "precondition_required", `send If-Match with the version from GET ("0" for a site without a rule)`)
 	}
-	expect, err := strconv.Atoi(im)
-	if err != nil || expect < 0 {
-		return Errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted version from GET, e.g. "3"`)
+	expect, err := parseIfMatch(im, 0)
+	if err != nil {
+		return err
 	}
 	rule, err := s.releases.Put(r.Context(), sorting.RuleChange{
 		Rule: sorting.Rule{SiteID: site, StableFlow: req.StableFlow, StableVersion: req.StableVersion,

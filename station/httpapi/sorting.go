@@ -116,9 +116,9 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 	}
 	expect := 0
 	if im := r.Header.Get("If-Match"); im != "" {
-		v, err := strconv.Atoi(strings.Trim(im, `"`))
-		if err != nil || v < 1 {
-			return Errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted version from GET, e.g. "3"`)
+		v, err := parseIfMatch(im, 1)
+		if err != nil {
+			return err
 		}
 		expect = v
 	} else if _, err := s.sorting.Chutes().Get(r.Context(), station); err == nil {
