@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
-	chutes := sorting.NewChuteStore(db, 2*time.Second)
+	chutes := sorting.NewChuteStore(db, 2*time.Second, sorting.WithSiteCheck(a.clients.Basic))
 	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(a.clients), chutes)
 	if err != nil {
 		a.Close()

@@ -59,6 +59,7 @@ var mapping = []struct {
 	{sorting.ErrNoChuteMap, http.StatusConflict, "no_chute_map"},
 	{sorting.ErrInvalidChuteMap, http.StatusBadRequest, "invalid_chute_map"},
 	{sorting.ErrVersionConflict, http.StatusPreconditionFailed, "version_conflict"},
+	{sorting.ErrSitesUnavailable, http.StatusServiceUnavailable, "dependency_unavailable"},
 	{sorting.ErrNoFlow, http.StatusConflict, "no_flow"},
 	{sorting.ErrNotFound, http.StatusNotFound, "not_found"},
 	{sorting.ErrInvalidRule, http.StatusBadRequest, "invalid_release_rule"},

@@ -132,7 +132,7 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 		var cme *sorting.ChuteMapError
 		if errors.As(err, &cme) {
 			return &Error{Status: http.StatusBadRequest, Code: "invalid_chute_map", Message: "the chute map has problems",
-				Details: map[string]any{"problems": cme.Problems}}
+				Details: chuteMapDetails(cme)}
 		}
 		return err
 	}
@@ -169,4 +169,14 @@ func (s *Server) parcel(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// chuteMapDetails lists a refused map's problems and, when some next hops
+// cannot be, each of them with its reason.
+func chuteMapDetails(e *sorting.ChuteMapError) map[string]any {
+	d := map[string]any{"problems": e.Problems}
+	if len(e.BadNextHops) > 0 {
+		d["next_hops"] = e.BadNextHops
+	}
+	return d
 }

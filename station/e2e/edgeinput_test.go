@@ -48,3 +48,41 @@ func TestJunkIfMatchIsRefusedNot500(t *testing.T) {
 		t.Fatalf("%d release rules written by refused writes", n)
 	}
 }
+
+// TestChuteMapRefusesNextHopsThatCannotBe: a site the basic service does
+// not know, the station itself and another market's site are each named in
+// the refusal, and the working map stays.
+func TestChuteMapRefusesNextHopsThatCannotBe(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	sup := st.Login("sup1")
+	var m sorting.StoredChuteMap
+	st.Do("GET", "/api/v1/stations/SG-H01/chutes", sup, nil, http.StatusOK, &m)
+	for _, hop := range []string{"SG-Z999", "SG-H01", "VN-H01"} {
+		next := m.ChuteMap
+		next.NextHops = map[string][]int{hop: {500}}
+		for h, cs := range m.NextHops {
+			next.NextHops[h] = cs
+		}
+		r := st.Send("PUT", "/api/v1/stations/SG-H01/chutes", sup, next, "If-Match", `"1"`)
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Details struct {
+					NextHops []sorting.BadNextHop `json:"next_hops"`
+				} `json:"details"`
+			} `json:"error"`
+		}
+		if r.Status != http.StatusBadRequest || json.Unmarshal(r.Body, &e) != nil || e.Error.Code != "invalid_chute_map" {
+			t.Fatalf("next hop %s: %d %s, want 400 invalid_chute_map", hop, r.Status, r.Body)
+		}
+		if len(e.Error.Details.NextHops) != 1 || e.Error.Details.NextHops[0].NextHop != hop {
+			t.Fatalf("next hop %s: details %s do not name it", hop, r.Body)
+		}
+	}
+	var after sorting.StoredChuteMap
+	st.Do("GET", "/api/v1/stations/SG-H01/chutes", sup, nil, http.StatusOK, &after)
+	if after.Version != 1 {
+		t.Fatalf("chute map version %d after refused maps, want 1", after.Version)
+	}
+}
