@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
 		QuietMethods:  []string{stationv1.SorterService_Resolve_FullMethodName},
 		StreamRecheck: cfg.Sorter.KeyCacheTTL / 2})
-	a.sorterAPI.Register(a.grpc.GRPC)
+	a.sorterAPI.Register(a.grpc)
 	// Stop is a no-op after Run's graceful stop; for an App that never ran
 	// it ends the server's stream workers.
 	a.closers = append(a.closers, a.grpc.GRPC.Stop)

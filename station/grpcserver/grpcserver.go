@@ -97,6 +97,7 @@ func New(o Options) *Server {
 			a.stream,
 		),
 	}
+	opts = append(opts, grpc.ForceServerCodecV2(newFrameCodec()))
 	opts = append(opts, o.Extra...)
 	g := grpc.NewServer(opts...)
 	h := health.NewServer()
