@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.belt = sorting.NewBelt(a.sorting, db, a.rdb, sorting.BeltConfig{
 		TTL: cfg.Sorter.PresortTTL, SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
 		Parallelism: cfg.Sorter.Parallelism, OnTheFly: cfg.Sorter.OnTheFly, CacheEntries: cfg.Sorter.CacheEntries,
+		ConfirmMaxAhead: cfg.Sorter.ConfirmMaxAhead, ConfirmMaxAge: cfg.Sorter.ConfirmMaxAge,
 		RedisPrefix: cfg.Redis.Prefix, Log: slog.New(zapslog.NewHandler(log.Named("belt").Core())), Registerer: a.registry,
 	})
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)

@@ -5,11 +5,15 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stationv1 "github.com/expresshub/station/proto/station/v1"
 
 	"github.com/expresshub/station/station/stationtest"
 )
@@ -98,4 +102,29 @@ func rawStream(ctx context.Context, conn *grpc.ClientConn, payload []byte) error
 		}
 	}
 	return status.Error(codes.OK, "stream still open after 10 answers")
+}
+
+// TestConfirmRefusesEventTimesFarFromTheClock: occurred_at is relayed into
+// the parcel's public history, so 9999-12-31 (or a machine clock a year
+// off) is InvalidArgument, and nothing is recorded.
+func TestConfirmRefusesEventTimesFarFromTheClock(t *testing.T) {
+	t.Parallel()
+	st := start(t, stationtest.Options{})
+	m := newMachine(t, st, station, "asm-clock")
+	for i, at := range []time.Time{
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Now().Add(time.Hour),
+		time.Now().AddDate(-1, 0, 0),
+	} {
+		_, err := m.confirm(&stationv1.ConfirmRequest{Sequence: uint64(i + 1), Outcome: stationv1.ConfirmOutcome_CONFIRM_OUTCOME_NO_READ,
+			OccurredAt: timestamppb.New(at)})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_SORTER_EVENT")
+	}
+	if n := st.Count(`SELECT count(*) FROM sorter_confirms WHERE sorter_id = 'asm-clock'`); n != 0 {
+		t.Fatalf("%d confirms recorded", n)
+	}
+	if _, err := m.confirm(&stationv1.ConfirmRequest{Sequence: 9, Outcome: stationv1.ConfirmOutcome_CONFIRM_OUTCOME_NO_READ,
+		OccurredAt: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
+		t.Fatalf("a time a minute ago: %v", err)
+	}
 }
