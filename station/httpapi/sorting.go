@@ -141,6 +141,13 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listReasonCodes is the table of exception codes and belt reasons, for
+// terminals and integrators: the same list README.md shows.
+func (s *Server) listReasonCodes(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"codes": sorting.ReasonCodes()})
+	return nil
+}
+
 func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"flows": s.sorting.Flows().List()})
 	return nil
