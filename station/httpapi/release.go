@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 )
@@ -72,6 +74,9 @@ func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.security.Info("release rule changed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("site", site), zap.Int("version", rule.Version), zap.String("mode", rule.Mode), zap.Int("ratio_bp", rule.RatioBP),
+		zap.Bool("forced", req.Force))
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(rule.Version)))
 	writeJSON(w, http.StatusOK, rule)
 	return nil
@@ -96,6 +101,8 @@ func (s *Server) killRelease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.security.Info("release rule killed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("site", site), zap.Int("version", rule.Version))
 	writeJSON(w, http.StatusOK, rule)
 	return nil
 }

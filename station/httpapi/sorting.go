@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/workorder"
@@ -136,6 +138,8 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	s.security.Info("chute map changed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("station", station), zap.Int("version", stored.Version))
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(stored.Version)))
 	writeJSON(w, http.StatusOK, stored)
 	return nil
