@@ -23,8 +23,8 @@ import (
 	"github.com/expresshub/station/station/app"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
-	"github.com/expresshub/station/station/logging"
 	"github.com/expresshub/station/station/devenv"
+	"github.com/expresshub/station/station/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
