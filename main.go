@@ -24,6 +24,7 @@ import (
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/devenv"
+	"github.com/expresshub/station/station/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -73,8 +74,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 
 	// withDB is the frame of the admin commands: configuration, then a pool
 	// that is closed when the command is done.
-	withDB := func(cmd *cobra.Command, f func(config.Config, *pgxpool.Pool) error) error {
-		cfg, _, err := load(cmd, "console")
+	// withDB runs f with the configuration, a database pool and the
+	// security logger (operator and key changes are security lines).
+	withDB := func(cmd *cobra.Command, f func(config.Config, *pgxpool.Pool, *zap.Logger) error) error {
+		cfg, log, err := load(cmd, "console")
 		if err != nil {
 			return err
 		}
@@ -83,7 +86,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			return err
 		}
 		defer db.Close()
-		return f(cfg, db)
+		return f(cfg, db, logging.Security(log))
 	}
 
 	var applyMigrations bool
@@ -111,7 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return withDB(cmd, func(_ config.Config, db *pgxpool.Pool) error {
+				return withDB(cmd, func(_ config.Config, db *pgxpool.Pool, _ *zap.Logger) error {
 					m, closeDB, err := migrations.FromPool(db)
 					if err != nil {
 						return err
@@ -176,12 +179,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 				}
 				password = strings.TrimRight(line, "\r\n")
 			}
-			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool, security *zap.Logger) error {
 				op.Role = auth.Role(role)
 				svc := auth.NewService(db, cfg.Auth.TokenTTL, auth.WithBcryptCost(cfg.Auth.BcryptCost))
 				if err := svc.AddOperator(ctx, op, password); err != nil {
 					return err
 				}
+				security.Info("operator added", zap.String("operator", op.ID), zap.String("station", op.StationID), zap.String("role", string(op.Role)))
 				fmt.Fprintf(cmd.OutOrStdout(), "operator %s added at %s as %s\n", op.ID, op.StationID, op.Role)
 				return nil
 			})
@@ -202,11 +206,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Register a sorting machine at a station and print its key (shown once; only its hash is stored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool, security *zap.Logger) error {
 				key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).AddSorter(ctx, sorterDef)
 				if err != nil {
 					return err
 				}
+				security.Info("sorter key issued", zap.String("sorter", sorterDef.ID), zap.String("station", sorterDef.StationID))
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "sorter %s added at %s\n", sorterDef.ID, sorterDef.StationID)
 				fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
@@ -224,10 +229,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Deactivate a sorting machine's key (refused everywhere within sorter.key_cache_ttl)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool, security *zap.Logger) error {
 				if err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).RevokeSorter(ctx, sorterID); err != nil {
 					return err
 				}
+				security.Info("sorter key revoked", zap.String("sorter", sorterID))
 				fmt.Fprintf(cmd.OutOrStdout(), "sorter %s revoked; its key is refused within %v\n", sorterID, cfg.Sorter.KeyCacheTTL)
 				return nil
 			})
@@ -238,11 +244,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Give a sorting machine a new key and print it (the old one is refused within sorter.key_cache_ttl)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool) error {
+			return withDB(cmd, func(cfg config.Config, db *pgxpool.Pool, security *zap.Logger) error {
 				key, err := auth.NewSorters(db, cfg.Sorter.KeyCacheTTL).RotateSorterKey(ctx, sorterID)
 				if err != nil {
 					return err
 				}
+				security.Info("sorter key rotated", zap.String("sorter", sorterID))
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "sorter %s has a new key; the old one is refused within %v\n", sorterID, cfg.Sorter.KeyCacheTTL)
 				fmt.Fprintf(out, "key (shown only now; send it as gRPC metadata x-sorter-key):\n%s\n", key)
@@ -297,20 +304,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
-	var zc zap.Config
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		zc.DisableStacktrace = true
-	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "time"
-		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	}
-	lvl, err := zapcore.ParseLevel(c.Level)
+	// Security lines are never sampled: see station/logging.
+	log, err := logging.New(c.Format, c.Level, zapcore.Lock(os.Stderr))
 	if err != nil {
-		return nil, fmt.Errorf("%w: log.level: %w", config.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
 	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	return zc.Build()
+	return log, nil
 }

@@ -89,6 +89,9 @@ type BeltConfig struct {
 	CacheEntries int
 	// CacheTTL bounds an entry's life in the in-process cache [10m].
 	CacheTTL time.Duration
+	// ConfirmMaxAhead and ConfirmMaxAge bound a Confirm's occurred_at
+	// against the server clock [5m, 168h]: outside, InvalidArgument.
+	ConfirmMaxAhead, ConfirmMaxAge time.Duration
 	// RedisPrefix prefixes every Redis key and the signal channel.
 	RedisPrefix string
 	// Log receives warnings (Redis trouble); nil discards.
@@ -112,6 +115,8 @@ func (c BeltConfig) withDefaults() BeltConfig {
 	def(&c.SafetyMargin, 20*time.Millisecond)
 	def(&c.DefaultBudget, 150*time.Millisecond)
 	def(&c.CacheTTL, 10*time.Minute)
+	def(&c.ConfirmMaxAhead, 5*time.Minute)
+	def(&c.ConfirmMaxAge, 7*24*time.Hour)
 	defInt(&c.Parallelism, 64)
 	defInt(&c.MaxBatch, 10000)
 	defInt(&c.OnTheFly, 256)

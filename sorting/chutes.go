@@ -96,8 +96,12 @@ func (m ChuteMap) Validate() error {
 	return nil
 }
 
-// ChuteMapError lists every problem of a rejected chute map.
-type ChuteMapError struct{ Problems []string }
+// ChuteMapError lists every problem of a rejected chute map, and the next
+// hops that cannot be, each with its reason.
+type ChuteMapError struct {
+	Problems    []string
+	BadNextHops []BadNextHop
+}
 
 func (e *ChuteMapError) Error() string {
 	return fmt.Sprintf("invalid chute map: %d problem(s): %v", len(e.Problems), e.Problems)
@@ -106,7 +110,11 @@ func (e *ChuteMapError) Error() string {
 // Unwrap is ErrInvalidChuteMap with every problem as a detail, for the
 // edges.
 func (e *ChuteMapError) Unwrap() error {
-	return ErrInvalidChuteMap.With(map[string]any{"problems": e.Problems}, "%s", e.Error())
+	d := map[string]any{"problems": e.Problems}
+	if len(e.BadNextHops) > 0 {
+		d["next_hops"] = e.BadNextHops
+	}
+	return ErrInvalidChuteMap.With(d, "%s", e.Error())
 }
 
 // StoredChuteMap is a chute map with its version and audit fields.
@@ -124,6 +132,8 @@ type ChuteStore struct {
 	db  *pgxpool.Pool
 	ttl time.Duration
 	now func() time.Time
+	// sites, when set, checks that next hops exist (WithSiteCheck).
+	sites SiteLookup
 
 	mu    sync.RWMutex
 	cache map[string]cachedMap
@@ -139,8 +149,12 @@ type cachedMap struct {
 }
 
 // NewChuteStore builds a store whose cache entries live for ttl.
-func NewChuteStore(db *pgxpool.Pool, ttl time.Duration) *ChuteStore {
-	return &ChuteStore{db: db, ttl: ttl, now: time.Now, cache: map[string]cachedMap{}}
+func NewChuteStore(db *pgxpool.Pool, ttl time.Duration, opts ...ChuteStoreOption) *ChuteStore {
+	s := &ChuteStore{db: db, ttl: ttl, now: time.Now, cache: map[string]cachedMap{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Get returns the station's chute map, from the cache when fresh.
@@ -193,7 +207,7 @@ func (s *ChuteStore) load(ctx context.Context, station string) (StoredChuteMap, 
 // writer read (0 for a station without a map): a stale write fails with
 // ErrVersionConflict instead of overwriting a colleague's change.
 func (s *ChuteStore) Put(ctx context.Context, station string, m ChuteMap, expectVersion int, by string) (StoredChuteMap, error) {
-	if err := m.Validate(); err != nil {
+	if err := s.validate(ctx, station, m); err != nil {
 		return StoredChuteMap{}, err
 	}
 	raw, err := json.Marshal(m)

@@ -92,6 +92,9 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 	if err != nil {
 		return Confirmation{}, err
 	}
+	if err := b.checkOccurredAt(ev.OccurredAt); err != nil {
+		return Confirmation{}, err
+	}
 	m, err := b.svc.chutes.Get(ctx, ev.StationID)
 	if err != nil {
 		return Confirmation{}, err

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/workorder"
 )
@@ -129,12 +130,18 @@ type ParcelView struct {
 	WorkOrders []workorder.Entry `json:"work_orders"`
 }
 
-// Parcel is where a parcel is at a station and how it got there. A parcel
-// the station never saw has state "" and no work orders.
+// ErrParcelUnknown: the station has recorded nothing of the parcel (other
+// stations' records are not the caller's to see).
+var ErrParcelUnknown = fault.New(fault.NotFound, "not_found", "the parcel is not known at this station")
+
+// Parcel is where a parcel is at a station and how it got there.
 func (s *Service) Parcel(ctx context.Context, stationID string, tn ident.TrackingNo) (ParcelView, error) {
 	p, entries, err := workorder.History(ctx, s.db, stationID, string(tn))
 	if err != nil {
 		return ParcelView{}, err
+	}
+	if p.State == workorder.StateNone && len(entries) == 0 {
+		return ParcelView{}, fmt.Errorf("%s at %s: %w", tn, stationID, ErrParcelUnknown)
 	}
 	return ParcelView{Parcel: p, WorkOrders: entries}, nil
 }

@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
-	chutes := sorting.NewChuteStore(db, 2*time.Second)
+	chutes := sorting.NewChuteStore(db, 2*time.Second, sorting.WithSiteCheck(a.clients.Basic))
 	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(a.clients), chutes)
 	if err != nil {
 		a.Close()
@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.belt = sorting.NewBelt(a.sorting, db, a.rdb, sorting.BeltConfig{
 		TTL: cfg.Sorter.PresortTTL, SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
 		Parallelism: cfg.Sorter.Parallelism, OnTheFly: cfg.Sorter.OnTheFly, CacheEntries: cfg.Sorter.CacheEntries,
+		ConfirmMaxAhead: cfg.Sorter.ConfirmMaxAhead, ConfirmMaxAge: cfg.Sorter.ConfirmMaxAge,
 		RedisPrefix: cfg.Redis.Prefix, Log: slog.New(zapslog.NewHandler(log.Named("belt").Core())), Registerer: a.registry,
 	})
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
@@ -218,7 +219,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
 		QuietMethods:  []string{stationv1.SorterService_Resolve_FullMethodName},
 		StreamRecheck: cfg.Sorter.KeyCacheTTL / 2})
-	a.sorterAPI.Register(a.grpc.GRPC)
+	a.sorterAPI.Register(a.grpc)
 	// Stop is a no-op after Run's graceful stop; for an App that never ran
 	// it ends the server's stream workers.
 	a.closers = append(a.closers, a.grpc.GRPC.Stop)

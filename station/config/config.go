@@ -56,6 +56,10 @@ type Sorter struct {
 	Global        int           `mapstructure:"global"`         // sorter calls in flight per instance
 	StreamWindow  int           `mapstructure:"stream_window"`  // parcels decided at once per stream
 	KeyCacheTTL   time.Duration `mapstructure:"key_cache_ttl"`  // how long a revoked key may still work
+	// ConfirmMaxAhead and ConfirmMaxAge bound a Confirm's occurred_at
+	// against the server clock.
+	ConfirmMaxAhead time.Duration `mapstructure:"confirm_max_ahead"`
+	ConfirmMaxAge   time.Duration `mapstructure:"confirm_max_age"`
 }
 
 // Release configures gray release and shadow reconciliation.
@@ -170,7 +174,7 @@ func Defaults() Config {
 			Retain: 72 * time.Hour, PruneEvery: 10 * time.Minute},
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
-			KeyCacheTTL: 30 * time.Second},
+			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
 			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour},
 		Lease: Lease{TTL: 30 * time.Second},
@@ -474,7 +478,7 @@ func Environ() []string { return os.Environ() }
 
 func (s Sorter) validate(bad func(key, reason string) error) error {
 	for key, d := range map[string]time.Duration{"sorter.presort_ttl": s.PresortTTL, "sorter.default_budget": s.DefaultBudget,
-		"sorter.key_cache_ttl": s.KeyCacheTTL} {
+		"sorter.key_cache_ttl": s.KeyCacheTTL, "sorter.confirm_max_ahead": s.ConfirmMaxAhead, "sorter.confirm_max_age": s.ConfirmMaxAge} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}

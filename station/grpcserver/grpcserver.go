@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/logging"
 )
 
 // Authenticator resolves a machine credential sent as gRPC metadata.
@@ -77,7 +78,7 @@ func New(o Options) *Server {
 		return status.Error(codes.Internal, "internal error")
 	})
 	a := &authInterceptor{auth: o.Auth, recheck: o.StreamRecheck}
-	l := &logInterceptor{log: o.Log, quiet: map[string]bool{}}
+	l := &logInterceptor{log: o.Log, security: logging.Security(o.Log), quiet: map[string]bool{}}
 	for _, m := range o.QuietMethods {
 		l.quiet[m] = true
 	}
@@ -97,6 +98,7 @@ func New(o Options) *Server {
 			a.stream,
 		),
 	}
+	opts = append(opts, grpc.ForceServerCodecV2(newFrameCodec()))
 	opts = append(opts, o.Extra...)
 	g := grpc.NewServer(opts...)
 	h := health.NewServer()
@@ -244,8 +246,9 @@ type ctxStream struct {
 func (s *ctxStream) Context() context.Context { return s.ctx }
 
 type logInterceptor struct {
-	log   *zap.Logger
-	quiet map[string]bool // read-only after New
+	log      *zap.Logger
+	security *zap.Logger     // refusals: never sampled
+	quiet    map[string]bool // read-only after New
 }
 
 // callerKey carries a *caller from the log interceptor (outer) to the auth
@@ -285,6 +288,12 @@ func (l *logInterceptor) done(c *caller, method string, start time.Time, err err
 	}
 	if err != nil {
 		fields = append(fields, zap.String("error", status.Convert(err).Message()))
+	}
+	if code == codes.Unauthenticated || code == codes.PermissionDenied {
+		// A refused machine (bad key, another station's sorter): a
+		// security line, never sampled. The key itself is never logged.
+		l.security.Warn("grpc request", fields...)
+		return
 	}
 	if quiet {
 		l.log.Debug("grpc request", fields...)

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/ratelimit"
@@ -33,14 +36,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	limit := ratelimit.PerMinute(s.cfg.LoginPerMinute)
 	for _, key := range []string{"login:op:" + strings.ToLower(req.OperatorID), "login:ip:" + clientIP(r)} {
 		if d := s.limiter.Allow(r.Context(), key, limit); !d.Allowed {
+			s.security.Warn("login refused: rate limited", zap.String("request_id", requestID(r.Context())),
+				zap.String("operator", req.OperatorID), zap.String("client", clientIP(r)), zap.String("limit", strings.SplitN(key, ":", 3)[1]))
 			return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
 				Message: "too many login attempts; wait and retry", RetryAfter: d.RetryAfter}
 		}
 	}
 	sess, err := s.auth.LoginAt(r.Context(), req.OperatorID, req.Password, req.TerminalID)
 	if err != nil {
+		if errors.Is(err, auth.ErrUnauthenticated) {
+			s.security.Warn("login failed", zap.String("request_id", requestID(r.Context())),
+				zap.String("operator", req.OperatorID), zap.String("client", clientIP(r)))
+		}
 		return err
 	}
+	s.security.Info("login", zap.String("request_id", requestID(r.Context())), zap.String("operator", sess.Operator.ID),
+		zap.String("station", sess.Operator.StationID), zap.String("terminal", sess.TerminalID), zap.String("client", clientIP(r)))
 	setPrincipal(r.Context(), sess.Operator.ID)
 	writeJSON(w, http.StatusOK, sess)
 	return nil
@@ -51,6 +62,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auth.Logout(r.Context(), token); err != nil {
 		return err
 	}
+	s.security.Info("logout", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

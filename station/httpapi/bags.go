@@ -22,7 +22,7 @@ func actor(r *http.Request) packing.Actor {
 func (s *Server) packingErr(r *http.Request, err error) error {
 	if errors.Is(err, packing.ErrOtherStation) {
 		p := principal(r)
-		s.log.Warn("refused: other station", zap.String("request_id", requestID(r.Context())),
+		s.security.Warn("refused: other station", zap.String("request_id", requestID(r.Context())),
 			zap.String("operator", p.ID), zap.String("own_station", p.StationID), zap.String("route", r.Pattern))
 	}
 	return err

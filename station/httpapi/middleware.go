@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -200,12 +201,17 @@ func (s *Server) handle(a access, h HandlerFunc) http.Handler {
 		if !a.public {
 			p, err := s.authenticate(r)
 			if err != nil {
+				if errors.Is(err, auth.ErrUnauthenticated) {
+					// The token itself is a secret: never logged.
+					s.security.Warn("refused: unauthenticated", zap.String("request_id", requestID(r.Context())),
+						zap.String("client", clientIP(r)), zap.String("route", r.Pattern))
+				}
 				writeError(w, r, s.log, err)
 				return
 			}
 			setPrincipal(r.Context(), p.ID)
 			if len(a.roles) > 0 && !p.HasRole(a.roles...) {
-				s.log.Warn("refused: role", zap.String("request_id", requestID(r.Context())),
+				s.security.Warn("refused: role", zap.String("request_id", requestID(r.Context())),
 					zap.String("operator", p.ID), zap.String("role", string(p.Role)), zap.String("route", r.Pattern))
 				writeError(w, r, s.log, Errorf(http.StatusForbidden, "forbidden", "your role may not do this"))
 				return
@@ -274,7 +280,7 @@ func (s *Server) requireStation(r *http.Request, station string) error {
 	if p.CanActAt(station) {
 		return nil
 	}
-	s.log.Warn("refused: other station", zap.String("request_id", requestID(r.Context())),
+	s.security.Warn("refused: other station", zap.String("request_id", requestID(r.Context())),
 		zap.String("operator", p.ID), zap.String("own_station", p.StationID), zap.String("station", station),
 		zap.String("route", r.Pattern))
 	return Errorf(http.StatusForbidden, "forbidden", "this object belongs to another station")

@@ -54,7 +54,7 @@ func (s *Server) retryDeadEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if redriven {
-		s.log.Info("outbox event re-driven", zap.String("request_id", requestID(r.Context())), zap.String("operator", p.ID),
+		s.security.Info("outbox event re-driven", zap.String("request_id", requestID(r.Context())), zap.String("operator", p.ID),
 			zap.Int64("outbox_id", e.ID), zap.String("event_id", e.EventID), zap.String("tracking_no", e.TrackingNo))
 	}
 	writeJSON(w, http.StatusOK, struct {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 )
@@ -56,13 +58,13 @@ func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	im := strings.Trim(r.Header.Get("If-Match"), `"`)
+	im := r.Header.Get("If-Match")
 	if im == "" {
 		return Errorf(http.StatusPreconditionRequired, "precondition_required", `send If-Match with the version from GET ("0" for a site without a rule)`)
 	}
-	expect, err := strconv.Atoi(im)
-	if err != nil || expect < 0 {
-		return Errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted version from GET, e.g. "3"`)
+	expect, err := parseIfMatch(im, 0)
+	if err != nil {
+		return err
 	}
 	rule, err := s.releases.Put(r.Context(), sorting.RuleChange{
 		Rule: sorting.Rule{SiteID: site, StableFlow: req.StableFlow, StableVersion: req.StableVersion,
@@ -72,6 +74,9 @@ func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.security.Info("release rule changed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("site", site), zap.Int("version", rule.Version), zap.String("mode", rule.Mode), zap.Int("ratio_bp", rule.RatioBP),
+		zap.Bool("forced", req.Force))
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(rule.Version)))
 	writeJSON(w, http.StatusOK, rule)
 	return nil
@@ -96,6 +101,8 @@ func (s *Server) killRelease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.security.Info("release rule killed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("site", site), zap.Int("version", rule.Version))
 	writeJSON(w, http.StatusOK, rule)
 	return nil
 }

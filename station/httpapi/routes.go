@@ -28,6 +28,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/stations/{id}/chutes", s.handle(anyOperator, s.getChutes))
 	mux.Handle("PUT /api/v1/stations/{id}/chutes", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putChutes))
 	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))
+	mux.Handle("GET /api/v1/exceptions", s.handle(anyOperator, s.listReasonCodes))
 
 	// Packing and handover: every station role packs and hands over; an
 	// object of another station is refused (403) by the domain.

@@ -12,6 +12,7 @@ import (
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/logging"
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/station/relay"
 )
@@ -46,6 +47,7 @@ type Deps struct {
 type Server struct {
 	cfg           Config
 	log           *zap.Logger
+	security      *zap.Logger // refusals, logins, rule changes: never sampled
 	auth          *auth.Service
 	limiter       *ratelimit.Limiter
 	registry      *prometheus.Registry
@@ -66,6 +68,7 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{
 		cfg:           cfg,
 		log:           d.Log,
+		security:      logging.Security(d.Log),
 		auth:          d.Auth,
 		limiter:       d.Limiter,
 		registry:      d.Registry,

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/workorder"
@@ -116,9 +118,9 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 	}
 	expect := 0
 	if im := r.Header.Get("If-Match"); im != "" {
-		v, err := strconv.Atoi(strings.Trim(im, `"`))
-		if err != nil || v < 1 {
-			return Errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted version from GET, e.g. "3"`)
+		v, err := parseIfMatch(im, 1)
+		if err != nil {
+			return err
 		}
 		expect = v
 	} else if _, err := s.sorting.Chutes().Get(r.Context(), station); err == nil {
@@ -131,8 +133,17 @@ func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.security.Info("chute map changed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
+		zap.String("station", station), zap.Int("version", stored.Version))
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(stored.Version)))
 	writeJSON(w, http.StatusOK, stored)
+	return nil
+}
+
+// listReasonCodes is the table of exception codes and belt reasons, for
+// terminals and integrators: the same list README.md shows.
+func (s *Server) listReasonCodes(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"codes": sorting.ReasonCodes()})
 	return nil
 }
 
@@ -165,3 +176,6 @@ func (s *Server) parcel(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, v)
 	return nil
 }
+
+// chuteMapDetails lists a refused map's problems and, when some next hops
+// cannot be, each of them with its reason.

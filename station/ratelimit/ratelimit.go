@@ -1,8 +1,11 @@
 // Package ratelimit limits requests per key (an operator, a terminal, a client
-// address) across every instance with Redis (GCRA via redis_rate), and falls
-// back to a per-instance token bucket when Redis does not answer, so losing
+// address) across every instance with Redis (GCRA via redis_rate), and with a
+// per-instance token bucket of the same limit that every admitted event also
+// takes from. When Redis does not answer, the bucket alone decides, so losing
 // Redis loosens the limit by the number of instances instead of removing it or
-// failing requests.
+// failing requests; and since the bucket counts the events Redis admitted too,
+// a Redis that answers some calls and times out on others cannot add the
+// bucket's burst to its own: one instance never admits more than the limit.
 package ratelimit
 
 import (
@@ -61,28 +64,35 @@ func New(rdb *redis.Client, prefix string) *Limiter {
 	return l
 }
 
-// Allow takes one event for key under limit.
+// Allow takes one event for key under limit. An event is admitted only when
+// the local bucket has a token for it, and Redis, when it answers, agrees:
+// Redis first, so a refusal there costs the bucket nothing.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) Decision {
+	degraded := true
 	if l.redis != nil && time.Now().UnixNano() >= l.redisAfter.Load() {
 		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		res, err := l.redis.Allow(rctx, l.prefix+"rl:"+key, redis_rate.Limit{Rate: limit.Rate, Period: limit.Period, Burst: limit.Burst})
 		cancel()
-		if err == nil {
-			return Decision{Allowed: res.Allowed > 0, RetryAfter: max(res.RetryAfter, 0)}
-		}
-		if ctx.Err() == nil { // the caller giving up says nothing about Redis
+		switch {
+		case err == nil && res.Allowed == 0:
+			return Decision{Allowed: false, RetryAfter: max(res.RetryAfter, 0)}
+		case err == nil:
+			degraded = false
+		case ctx.Err() == nil: // the caller giving up says nothing about Redis
 			l.redisAfter.Store(time.Now().Add(redisPause).UnixNano())
 		}
 	}
-	return l.allowLocal(key, limit)
+	d := l.allowLocal(key, limit)
+	d.Degraded = degraded
+	return d
 }
 
 func (l *Limiter) allowLocal(key string, limit Limit) Decision {
 	l.mu.Lock()
 	lim, ok := l.local[key]
 	if !ok {
-		if len(l.local) > 100_000 { // bounded memory under key churn
-			clear(l.local)
+		if len(l.local) > maxLocalKeys {
+			l.evictFull()
 		}
 		lim = rate.NewLimiter(rate.Limit(float64(limit.Rate)/limit.Period.Seconds()), limit.Burst)
 		l.local[key] = lim
@@ -94,4 +104,23 @@ func (l *Limiter) allowLocal(key string, limit Limit) Decision {
 		return Decision{Allowed: false, RetryAfter: d, Degraded: true}
 	}
 	return Decision{Allowed: true, Degraded: true}
+}
+
+// maxLocalKeys bounds the local buckets' memory under key churn.
+const maxLocalKeys = 100_000
+
+// evictFull drops the buckets that are full again: one is the same as a new
+// bucket, so dropping it forgets nothing. Dropping everything instead would
+// let a client churning made-up keys refill the bucket of the key it is
+// actually limited on. Only when no bucket is full are all dropped.
+func (l *Limiter) evictFull() {
+	now := time.Now()
+	for k, lim := range l.local {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
+			delete(l.local, k)
+		}
+	}
+	if len(l.local) > maxLocalKeys {
+		clear(l.local)
+	}
 }

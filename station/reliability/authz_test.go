@@ -55,10 +55,14 @@ var authzMatrix = map[string]authzRow{
 	"POST /api/v1/auth/logout": {access: "any", path: fixed("/api/v1/auth/logout"), none: "revokes the caller's own token"},
 	"GET /api/v1/me":           {access: "any", path: fixed("/api/v1/me"), none: "the caller"},
 	"GET /api/v1/flows":        {access: "any", path: fixed("/api/v1/flows"), none: "flows are network-wide configuration, read only"},
+	"GET /api/v1/exceptions":   {access: "any", path: fixed("/api/v1/exceptions"), none: "the code table is the same for every station"},
 	"POST /api/v1/receive":     {access: "any", path: fixed("/api/v1/receive"), body: scanBody("SG1000000001"), foreign: nameStation("/api/v1/receive")},
 	"POST /api/v1/sort":        {access: "any", path: fixed("/api/v1/sort"), body: scanBody("SG1000000001"), foreign: nameStation("/api/v1/sort")},
 	"GET /api/v1/sort/{tracking_no}": {access: "any", path: func(w *world) string { return "/api/v1/sort/" + w.parcelA }, foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/sort/" + w.parcelA, want: []int{http.StatusNotFound}}}
+	}},
+	"GET /api/v1/parcels/{tracking_no}": {access: "any", path: func(w *world) string { return "/api/v1/parcels/" + w.parcelA }, foreign: func(w *world) []probe {
+		return []probe{{who: "opB", method: "GET", path: "/api/v1/parcels/" + w.parcelA, want: []int{http.StatusNotFound}}}
 	}},
 	"GET /api/v1/stations/{id}/chutes": {access: "any", path: fixed("/api/v1/stations/SG-H01/chutes"), foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/chutes", want: []int{http.StatusForbidden}}}
