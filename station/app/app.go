@@ -43,6 +43,7 @@ import (
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/station/sorterapi"
+	"github.com/expresshub/station/workorder"
 )
 
 // Options adjust how a station starts.
@@ -187,7 +188,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Sorting:  a.sorting,
 		Releases: a.releases,
 		Packing:  a.packing,
-		Outbox:   relay.NewOutbox(db),
+		Outbox:   workorder.NewOutbox(db),
 		Ready: map[string]httpapi.Check{
 			"postgres": func(ctx context.Context) error { return db.Ping(ctx) },
 			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },

@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/workorder"
 )
 
 // outboxStats is the ops console's view of the tracking outbox.
@@ -28,7 +28,7 @@ func (s *Server) deadEvents(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusBadRequest, "invalid_query", "after_id must be a non-negative integer")
 	}
 	limit, err := queryInt(q.Get("limit"), 100)
-	if err != nil || limit < 1 || limit > relay.MaxPage {
+	if err != nil || limit < 1 || limit > workorder.MaxOutboxPage {
 		return Errorf(http.StatusBadRequest, "invalid_query", "limit must be between 1 and 500")
 	}
 	events, err := s.outbox.Dead(r.Context(), after, int(limit))
@@ -36,7 +36,7 @@ func (s *Server) deadEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Events []relay.Event `json:"events"`
+		Events []workorder.OutboxEvent `json:"events"`
 	}{events})
 	return nil
 }
@@ -58,8 +58,8 @@ func (s *Server) retryDeadEvent(w http.ResponseWriter, r *http.Request) error {
 			zap.Int64("outbox_id", e.ID), zap.String("event_id", e.EventID), zap.String("tracking_no", e.TrackingNo))
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Event    relay.Event `json:"event"`
-		Redriven bool        `json:"redriven"`
+		Event    workorder.OutboxEvent `json:"event"`
+		Redriven bool                  `json:"redriven"`
 	}{e, redriven})
 	return nil
 }

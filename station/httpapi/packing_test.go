@@ -25,7 +25,6 @@ import (
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/ratelimit"
-	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -56,7 +55,7 @@ func newPackingHarness(t *testing.T) *packingHarness {
 		Log: zap.New(core), Auth: h.auth, Limiter: ratelimit.New(rdb, prefix),
 		Registry: prometheus.NewRegistry(), Ready: h.ready,
 		Packing: packing.New(h.db, set.Container, set.Linehaul),
-		Outbox:  relay.NewOutbox(h.db),
+		Outbox:  workorder.NewOutbox(h.db),
 	})
 	h.http.Close()
 	h.http = httptest.NewServer(h.srv.Handler())
@@ -333,7 +332,7 @@ func TestHandoverOverHTTP(t *testing.T) {
 func TestOutboxOpsAPI(t *testing.T) {
 	h := newPackingHarness(t)
 	h.sealedBag("SG-H02", 2) // 2 bagged + 2 bag_sealed events, pending
-	var st relay.Stats
+	var st workorder.Stats
 	h.do("GET", "/api/v1/ops/outbox", h.ops, nil, 200, &st)
 	if st.Pending != 4 || st.Dead != 0 || st.OldestPendingAt == nil {
 		t.Fatalf("stats %+v", st)
@@ -346,7 +345,7 @@ func TestOutboxOpsAPI(t *testing.T) {
 		`UPDATE tracking_outbox SET status = 'dead', attempts = 10, last_error = 'push failed' WHERE id IN (SELECT id FROM tracking_outbox ORDER BY id LIMIT 2)`); err != nil {
 		t.Fatal(err)
 	}
-	var dead struct{ Events []relay.Event }
+	var dead struct{ Events []workorder.OutboxEvent }
 	h.do("GET", "/api/v1/ops/outbox/dead?limit=1", h.ops, nil, 200, &dead)
 	if len(dead.Events) != 1 || dead.Events[0].Attempts != 10 || dead.Events[0].LastError != "push failed" {
 		t.Fatalf("dead %+v", dead)
@@ -359,7 +358,7 @@ func TestOutboxOpsAPI(t *testing.T) {
 	h.refused("GET", "/api/v1/ops/outbox/dead?limit=0", h.ops, nil, 400, "invalid_query")
 
 	var out struct {
-		Event    relay.Event
+		Event    workorder.OutboxEvent
 		Redriven bool
 	}
 	h.do("POST", fmt.Sprintf("/api/v1/ops/outbox/dead/%d/retry", first), h.ops, nil, 200, &out)

@@ -1,6 +1,8 @@
 // Package relay delivers the tracking outbox to the order center: the
-// background worker every `station serve` runs, and the ops queries (stats,
-// dead letters, re-drive) behind the ops API.
+// background worker every `station serve` runs. The outbox's rows belong to
+// package workorder: the relay asks it for a batch (workorder.Outbox.Deliver)
+// and tells it what became of each event; the ops queries, re-drives and
+// pruning are workorder's too.
 //
 // Delivery is at least once and in order per parcel. A batch is claimed
 // with SELECT ... FOR UPDATE SKIP LOCKED in a transaction that stays open
@@ -24,6 +26,7 @@
 // re-drive them.
 //
 // It must never decide what an event says (package workorder writes them)
-// and never deletes outbox rows: delivered ones are pruned after
-// relay.retain by a singleton job (station/app, behind a lease).
+// and never writes outbox rows itself: it settles them through workorder,
+// and delivered ones are pruned after relay.retain by a singleton job
+// (station/app, behind a lease, through workorder.Outbox.Prune).
 package relay

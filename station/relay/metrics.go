@@ -1,6 +1,10 @@
 package relay
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/expresshub/station/workorder"
+)
 
 type metrics struct {
 	pending      prometheus.Gauge
@@ -44,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) set(s Stats) {
+func (m *metrics) set(s workorder.Stats) {
 	m.pending.Set(float64(s.Pending))
 	m.oldestAge.Set(s.OldestPendingAgeSeconds)
 	m.dead.Set(float64(s.Dead))

@@ -13,6 +13,7 @@ import (
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/migrations/dbtest"
 	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/workorder"
 )
 
 func TestRelayDeliversEveryEventInParcelOrder(t *testing.T) {
@@ -193,7 +194,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := w.relay(relay.Config{MaxAttempts: 3})
-	outbox := relay.NewOutbox(w.db)
+	outbox := workorder.NewOutbox(w.db)
 	waitFor(t, "both events to go dead", func() bool {
 		if _, err := r.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
@@ -236,7 +237,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 		t.Fatalf("second retry: %v %v", redriven, err)
 	}
 	_, _, err = outbox.Retry(context.Background(), 1<<40, "ops-1")
-	if !errorsIs(err, relay.ErrNotFound) {
+	if !errorsIs(err, workorder.ErrEventNotFound) {
 		t.Fatalf("retry of a missing row: %v", err)
 	}
 	drain(t, r)
@@ -255,7 +256,7 @@ func TestRejectedEventIsDeadAtOnce(t *testing.T) {
 	if res.Dead != 1 || res.Delivered != 0 {
 		t.Fatalf("%+v", res)
 	}
-	dead, err := relay.NewOutbox(w.db).Dead(context.Background(), 0, 10)
+	dead, err := workorder.NewOutbox(w.db).Dead(context.Background(), 0, 10)
 	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "station_id") {
 		t.Fatalf("%+v %v", dead, err)
 	}
@@ -299,7 +300,7 @@ func TestShutdownFinishesOrReleasesTheBatch(t *testing.T) {
 }
 
 func TestOutboxStatsOnAnEmptyOutbox(t *testing.T) {
-	st, err := relay.NewOutbox(dbtest.Pool(t)).Stats(context.Background())
+	st, err := workorder.NewOutbox(dbtest.Pool(t)).Stats(context.Background())
 	if err != nil || st.Pending != 0 || st.Dead != 0 || st.OldestPendingAt != nil || st.OldestPendingAgeSeconds != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
