@@ -3,7 +3,7 @@ package app
 import (
 	"context"
 	"errors"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
