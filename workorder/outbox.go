@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/expresshub/station/fault"
@@ -231,6 +232,9 @@ type Stats struct {
 	OldestPendingAt         *time.Time `json:"oldest_pending_at,omitempty"`
 	OldestPendingAgeSeconds float64    `json:"oldest_pending_age_seconds"`
 	Dead                    int64      `json:"dead"`
+	// Failing counts pending events that failed at least once and wait
+	// for their next attempt or are due again; last_error says why.
+	Failing int64 `json:"failing"`
 }
 
 // Stats counts pending and dead events and dates the oldest pending one.
@@ -239,7 +243,8 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	err := o.db.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM tracking_outbox WHERE status = 'pending'),
 		(SELECT occurred_at FROM tracking_outbox WHERE status = 'pending' ORDER BY id LIMIT 1),
-		(SELECT count(*) FROM tracking_outbox WHERE status = 'dead')`).Scan(&s.Pending, &s.OldestPendingAt, &s.Dead)
+		(SELECT count(*) FROM tracking_outbox WHERE status = 'dead'),
+		(SELECT count(*) FROM tracking_outbox WHERE status = 'pending' AND attempts > 0)`).Scan(&s.Pending, &s.OldestPendingAt, &s.Dead, &s.Failing)
 	if err != nil {
 		return Stats{}, fmt.Errorf("outbox: stats: %w", err)
 	}
@@ -299,35 +304,166 @@ func (o *Outbox) Dead(ctx context.Context, afterID int64, limit int) ([]OutboxEv
 }
 
 // Retry re-drives a dead event: it is pending again with a fresh set of
-// attempts, and the re-drive is stamped with who asked. Retrying an event
-// that is not dead (already re-driven, delivered, still pending) changes
-// nothing and reports redriven false, so a repeated request is harmless.
+// attempts, and the re-drive is stamped with who asked and audited.
+// Retrying an event that is not dead (already re-driven, delivered, still
+// pending) changes nothing and reports redriven false, so a repeated
+// request is harmless.
 func (o *Outbox) Retry(ctx context.Context, id int64, by string) (OutboxEvent, bool, error) {
-	rows, err := o.db.Query(ctx, `UPDATE tracking_outbox
-		SET status = 'pending', attempts = 0, next_attempt_at = now(), redriven_by = $2, redriven_at = now()
-		WHERE id = $1 AND status = 'dead' RETURNING `+eventColumns, id, by)
+	var e OutboxEvent
+	var redriven bool
+	err := pgx.BeginFunc(ctx, o.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE tracking_outbox
+			SET status = 'pending', attempts = 0, next_attempt_at = now(), redriven_by = $2, redriven_at = now()
+			WHERE id = $1 AND status = 'dead' RETURNING `+eventColumns, id, by)
+		if err != nil {
+			return err
+		}
+		e, err = pgx.CollectExactlyOneRow(rows, scanEvent)
+		switch {
+		case err == nil:
+			redriven = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		default:
+			rows, err = tx.Query(ctx, `SELECT `+eventColumns+` FROM tracking_outbox WHERE id = $1`, id)
+			if err != nil {
+				return err
+			}
+			e, err = pgx.CollectExactlyOneRow(rows, scanEvent)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("outbox: event %d: %w", id, ErrEventNotFound)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return audit(ctx, tx, OpsAction{Actor: by, IDs: []int64{id}}, "redrive", boolCount(redriven))
+	})
+	if errors.Is(err, ErrEventNotFound) {
+		return OutboxEvent{}, false, err
+	}
 	if err != nil {
 		return OutboxEvent{}, false, fmt.Errorf("outbox: retry %d: %w", id, err)
 	}
-	e, err := pgx.CollectExactlyOneRow(rows, scanEvent)
-	if err == nil {
-		return e, true, nil
+	return e, redriven, nil
+}
+
+func boolCount(b bool) int64 {
+	if b {
+		return 1
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return OutboxEvent{}, false, fmt.Errorf("outbox: retry %d: %w", id, err)
-	}
-	rows, err = o.db.Query(ctx, `SELECT `+eventColumns+` FROM tracking_outbox WHERE id = $1`, id)
+	return 0
+}
+
+// Pending lists pending events with an id above afterID, oldest first, at
+// most limit (1..MaxOutboxPage), each with its last error; failingOnly
+// keeps those that failed at least once.
+func (o *Outbox) Pending(ctx context.Context, afterID int64, limit int, failingOnly bool) ([]OutboxEvent, error) {
+	limit = min(max(limit, 1), MaxOutboxPage)
+	rows, err := o.db.Query(ctx, `SELECT `+eventColumns+` FROM tracking_outbox
+		WHERE status = 'pending' AND id > $1 AND (NOT $3 OR attempts > 0) ORDER BY id LIMIT $2`, afterID, limit, failingOnly)
 	if err != nil {
-		return OutboxEvent{}, false, fmt.Errorf("outbox: retry %d: %w", id, err)
+		return nil, fmt.Errorf("outbox: pending events: %w", err)
 	}
-	e, err = pgx.CollectExactlyOneRow(rows, scanEvent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return OutboxEvent{}, false, fmt.Errorf("outbox: event %d: %w", id, ErrEventNotFound)
-	}
+	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return OutboxEvent{}, false, fmt.Errorf("outbox: retry %d: %w", id, err)
+		return nil, fmt.Errorf("outbox: pending events: %w", err)
 	}
-	return e, false, nil
+	return events, nil
+}
+
+// OpsAction is an ops request on many outbox events.
+type OpsAction struct {
+	Actor  string  // who asked (the ops principal)
+	Reason string  // why, as they typed it; may be empty
+	IDs    []int64 // the events; empty means every eligible one
+}
+
+// RetryNow makes pending events that wait for a retry due at once, keeping
+// their attempts: ops saw the cause fixed and do not want to wait out the
+// backoff. It returns how many it changed and audits the request in the
+// same transaction. Events that are due already, delivered or dead are
+// left alone (dead ones need a re-drive).
+func (o *Outbox) RetryNow(ctx context.Context, a OpsAction) (int64, error) {
+	return o.act(ctx, a, "retry_now", func(tx pgx.Tx, ids []int64) (pgconn.CommandTag, error) {
+		return tx.Exec(ctx, `UPDATE tracking_outbox SET next_attempt_at = now()
+			WHERE status = 'pending' AND next_attempt_at > now() AND ($1::bigint[] IS NULL OR id = ANY($1))`, ids)
+	})
+}
+
+// RedriveDead makes dead events pending again with a fresh set of attempts,
+// stamped with who asked, and audits the request in the same transaction.
+// It returns how many it changed; events that are not dead are left alone,
+// so a repeated request is harmless.
+func (o *Outbox) RedriveDead(ctx context.Context, a OpsAction) (int64, error) {
+	return o.act(ctx, a, "redrive", func(tx pgx.Tx, ids []int64) (pgconn.CommandTag, error) {
+		return tx.Exec(ctx, `UPDATE tracking_outbox
+			SET status = 'pending', attempts = 0, next_attempt_at = now(), redriven_by = $2, redriven_at = now()
+			WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1))`, ids, a.Actor)
+	})
+}
+
+// act runs one bulk ops update (given the ids, nil for all) and its audit
+// record in one transaction.
+func (o *Outbox) act(ctx context.Context, a OpsAction, action string,
+	update func(tx pgx.Tx, ids []int64) (pgconn.CommandTag, error)) (int64, error) {
+	var ids []int64
+	if len(a.IDs) > 0 {
+		ids = a.IDs
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, o.db, func(tx pgx.Tx) error {
+		tag, err := update(tx, ids)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return audit(ctx, tx, a, action, n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %s: %w", action, err)
+	}
+	return n, nil
+}
+
+func audit(ctx context.Context, tx pgx.Tx, a OpsAction, action string, changed int64) error {
+	var ids []int64
+	if len(a.IDs) > 0 {
+		ids = a.IDs
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO outbox_audit (actor, action, reason, event_ids, changed) VALUES ($1, $2, $3, $4, $5)`,
+		a.Actor, action, a.Reason, ids, changed)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// OutboxAuditEntry is one ops action on the outbox.
+type OutboxAuditEntry struct {
+	ID        int64     `json:"id"`
+	Actor     string    `json:"actor"`
+	Action    string    `json:"action"` // redrive or retry_now
+	Reason    string    `json:"reason"`
+	EventIDs  []int64   `json:"event_ids"` // null: every eligible event
+	Changed   int64     `json:"changed"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Audit lists ops actions on the outbox, newest first, at most limit
+// (1..MaxOutboxPage).
+func (o *Outbox) Audit(ctx context.Context, limit int) ([]OutboxAuditEntry, error) {
+	limit = min(max(limit, 1), MaxOutboxPage)
+	rows, err := o.db.Query(ctx, `SELECT id, actor, action, reason, event_ids, changed, created_at
+		FROM outbox_audit ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: audit: %w", err)
+	}
+	entries, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxAuditEntry])
+	if err != nil {
+		return nil, fmt.Errorf("outbox: audit: %w", err)
+	}
+	return entries, nil
 }
 
 // Prune deletes delivered events delivered more than retain ago, batch rows

@@ -22,7 +22,10 @@
 // and the rows keep their attempts. Any other failure of a push counts an
 // attempt on its rows, which are retried with backoff and jitter and go
 // dead after relay.max_attempts; an event the order center rejects
-// ("resending will not help") goes dead at once. Ops list dead events and
+// ("resending will not help"), and a push refused as such
+// (InvalidArgument, FailedPrecondition, OutOfRange, or a sink's
+// ErrPermanent), go dead at once. Every failure leaves its text in
+// last_error, which ops see for pending and dead events alike. Ops list dead events and
 // re-drive them.
 //
 // It must never decide what an event says (package workorder writes them)

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "station_relay_failed_total",
-			Help: "Tracking event pushes that did not deliver, by reason (unavailable, error, rejected, no_ack).",
+			Help: "Tracking event pushes that did not deliver, by reason (unavailable, error, refused, rejected, no_ack).",
 		}, []string{"reason"}),
 		batchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "station_relay_batch_duration_seconds", Help: "Time to claim, push and settle one batch.",

@@ -298,6 +298,12 @@ func (r *Relay) settle(rows []workorder.Claimed, acks []clients.EventAck, pushEr
 		var reason string
 		rejected := false
 		switch {
+		case pushErr != nil && isPermanent(pushErr):
+			// The order center refused the call as such: resending the
+			// same events will not change its mind.
+			rejected = true
+			reason = "push refused: " + pushErr.Error()
+			r.metrics.failed.WithLabelValues("refused").Inc()
 		case pushErr != nil:
 			reason = "push failed: " + pushErr.Error()
 			r.metrics.failed.WithLabelValues("error").Inc()
@@ -321,6 +327,26 @@ func (r *Relay) settle(rows []workorder.Claimed, acks []clients.EventAck, pushEr
 		}
 	}
 	return delivered, failed
+}
+
+// ErrPermanent marks a sink's failure that resending cannot cure (the
+// event cannot be encoded, the destination refuses it as such); its events
+// go dead at once.
+var ErrPermanent = errors.New("relay: permanent failure")
+
+// isPermanent reports failures that say the events themselves are refused:
+// InvalidArgument, FailedPrecondition or OutOfRange from the order center,
+// or a sink's ErrPermanent. They go dead at once rather than after
+// relay.max_attempts retries.
+func isPermanent(err error) bool {
+	if errors.Is(err, ErrPermanent) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return true
+	}
+	return false
 }
 
 // isUnavailable reports failures that say the order center is down or slow
