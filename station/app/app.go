@@ -168,11 +168,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		StreamBudget: cfg.Sorter.DefaultBudget,
 	}, log.Named("sorterapi"))
 	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
-	a.relay = relay.New(db, a.clients.OrderCenter, relay.Config{
+	relayCfg := relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
 		Interval:    cfg.Relay.Interval,
 		MaxAttempts: cfg.Relay.MaxAttempts,
-	}, log.Named("relay"), a.registry)
+	}
+	sink, err := a.trackingSink(ctx, relayCfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.relay = relay.New(db, sink, relayCfg, log.Named("relay"), a.registry)
 	a.leases = lease.NewHolder(db, lease.Options{Registerer: a.registry, Log: log.Named("lease")})
 
 	a.http = httpapi.New(httpapi.Config{
