@@ -38,7 +38,11 @@ type Claimed struct {
 	EventID     string
 	TrackingNo  string
 	StationID   string
-	Type        string // as stored; the relay maps it to the sink's enum
+	// Type is the event's type; zero when the stored name is not one of
+	// EventTypes (written by hand or by a newer version): the relay must
+	// not send such an event, and StoredType says what was found.
+	Type        EventType
+	StoredType  string
 	Actor       Actor
 	OccurredAt  time.Time
 	PayloadJSON string
@@ -130,9 +134,10 @@ func claim(ctx context.Context, tx pgx.Tx, n int) ([]Claimed, error) {
 	out, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (Claimed, error) {
 		var c Claimed
 		var kind string
-		err := cr.Scan(&c.ID, &c.Attempts, &c.EventID, &c.TrackingNo, &c.StationID, &c.Type, &c.Actor.ID, &kind,
+		err := cr.Scan(&c.ID, &c.Attempts, &c.EventID, &c.TrackingNo, &c.StationID, &c.StoredType, &c.Actor.ID, &kind,
 			&c.OccurredAt, &c.PayloadJSON)
 		c.Actor.Kind = ActorKind(kind)
+		c.Type, _ = ParseEventType(c.StoredType) // unknown: zero, for the relay to dead-letter
 		return c, err
 	})
 	if err != nil {

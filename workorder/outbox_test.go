@@ -2,6 +2,7 @@ package workorder_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,10 +105,13 @@ func recordEvents(t *testing.T, db *pgxpool.Pool, scanID, tn string, types ...st
 		Actor: workorder.Actor{Kind: workorder.ActorSorter, ID: "SORTER-1"}, ScanID: scanID,
 		RequestHash: []byte{1}, Outcome: "ok", Response: []byte("{}")}
 	for _, typ := range types {
-		o.Events = append(o.Events, workorder.Event{TrackingNo: tn, Type: typ})
+		et, err := workorder.ParseEventType(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Events = append(o.Events, workorder.Event{TrackingNo: tn, Type: et})
 	}
-	err := pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error { return workorder.Record(context.Background(), tx, o) })
-	if err != nil {
+	if _, err := workorder.Commit[json.RawMessage](context.Background(), db, o, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -128,7 +132,7 @@ func TestDeliverHandsOverParcelPrefixesAndRecordsTheSettlement(t *testing.T) {
 	res, err := outbox.Deliver(ctx, 10, func(_ context.Context, ready []workorder.Claimed) workorder.Settlement {
 		var s workorder.Settlement
 		for _, c := range ready {
-			seen = append(seen, c.TrackingNo+"/"+c.Type)
+			seen = append(seen, c.TrackingNo+"/"+c.Type.String())
 			if c.Actor != (workorder.Actor{Kind: workorder.ActorSorter, ID: "SORTER-1"}) || c.StationID != "SG-H01" || c.EventID == "" {
 				t.Errorf("claimed %+v", c)
 			}

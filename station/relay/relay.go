@@ -244,6 +244,7 @@ func (r *Relay) batch(ctx context.Context) (BatchResult, error) {
 func (r *Relay) send(ctx context.Context, ready []workorder.Claimed) (s workorder.Settlement, unavailable error) {
 	pushCtx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
 	defer cancel()
+	ready, s.Failed = r.unsendable(ready)
 	for chunk := range slices.Chunk(ready, MaxPush) {
 		acks, err := r.push(pushCtx, chunk)
 		if err != nil && isUnavailable(err) {
@@ -263,23 +264,80 @@ func (r *Relay) send(ctx context.Context, ready []workorder.Claimed) (s workorde
 	return s, nil
 }
 
-// eventOf is the order center's view of a claimed row.
-func eventOf(c workorder.Claimed) clients.TrackingEvent {
+// unsendable splits off the rows that cannot be sent at all (a type with
+// no order center type): they are dead at once with the reason, and the
+// later events of their parcels are held back from this batch, as behind
+// any dead event.
+func (r *Relay) unsendable(ready []workorder.Claimed) ([]workorder.Claimed, []workorder.Failure) {
+	var dead []workorder.Failure
+	blocked := map[string]bool{}
+	out := ready[:0:0]
+	for _, c := range ready {
+		if blocked[c.TrackingNo] {
+			continue
+		}
+		if _, err := eventOf(c); err != nil {
+			blocked[c.TrackingNo] = true
+			dead = append(dead, workorder.Failure{ID: c.ID, Dead: true, Next: time.Now(), Err: truncate(err.Error(), 500)})
+			r.metrics.failed.WithLabelValues("unsendable").Inc()
+			r.log.Error("relay: event dead: its type has no order center type", zap.Int64("outbox_id", c.ID),
+				zap.String("event_id", c.EventID), zap.String("type", c.StoredType), zap.Error(err))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, dead
+}
+
+// eventTypeFor maps the station's event type to the order center's. The
+// switch covers every workorder.EventTypes() value (a test checks that each
+// maps, and that none reaches the order center as UNSPECIFIED); anything
+// else is an error, never a guess.
+func eventTypeFor(t workorder.EventType) (clients.EventType, error) {
+	switch t {
+	case workorder.EventArrived:
+		return clients.EventArrived, nil
+	case workorder.EventSorted:
+		return clients.EventSorted, nil
+	case workorder.EventException:
+		return clients.EventException, nil
+	case workorder.EventBagged:
+		return clients.EventBagged, nil
+	case workorder.EventUnbagged:
+		return clients.EventUnbagged, nil
+	case workorder.EventBagSealed:
+		return clients.EventBagSealed, nil
+	case workorder.EventDeparted:
+		return clients.EventDeparted, nil
+	case workorder.EventSorterConfirmed:
+		return clients.EventSorterConfirmed, nil
+	}
+	return "", fmt.Errorf("no order center event type for %q", t)
+}
+
+// eventOf is the order center's view of a claimed row; an error means the
+// row's type has no order center type and the event must not be sent.
+func eventOf(c workorder.Claimed) (clients.TrackingEvent, error) {
+	typ, err := eventTypeFor(c.Type)
+	if err != nil {
+		return clients.TrackingEvent{}, fmt.Errorf("unknown tracking event type %q: not sent (the order center would see UNSPECIFIED): %w",
+			c.StoredType, err)
+	}
 	e := clients.TrackingEvent{EventID: c.EventID, TrackingNo: c.TrackingNo, StationID: c.StationID,
-		Type: clients.EventType(c.Type), OccurredAt: c.OccurredAt, PayloadJSON: c.PayloadJSON}
+		Type: typ, OccurredAt: c.OccurredAt, PayloadJSON: c.PayloadJSON}
 	switch c.Actor.Kind {
 	case workorder.ActorSorter:
 		e.SorterID = c.Actor.ID
 	case workorder.ActorOperator:
 		e.OperatorID = c.Actor.ID
 	}
-	return e
+	return e, nil
 }
 
 func (r *Relay) push(ctx context.Context, rows []workorder.Claimed) ([]clients.EventAck, error) {
 	events := make([]clients.TrackingEvent, len(rows))
 	for i, row := range rows {
-		events[i] = eventOf(row)
+		events[i], _ = eventOf(row) // unsendable rows never get here (send)
 	}
 	return r.pusher.PushTrackingEvents(ctx, events)
 }

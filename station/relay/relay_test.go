@@ -412,3 +412,31 @@ func TestFailingEventShowsItsErrorAndRetriesNowOnRequest(t *testing.T) {
 		t.Fatalf("audit %+v %v", audit, err)
 	}
 }
+
+// TestUnknownStoredTypeIsDeadWithAClearError: an outbox row whose type is
+// none of the station's event types (written by hand, by a newer version)
+// is never sent as UNSPECIFIED: it is dead at once with a reason naming the
+// type, its parcel's later events wait behind it, other parcels go on.
+func TestUnknownStoredTypeIsDeadWithAClearError(t *testing.T) {
+	w := newWorld(t)
+	no, other := w.parcel(), w.parcel()
+	w.record("SG-H01", no, "arrived")
+	if _, err := w.db.Exec(context.Background(), `UPDATE tracking_outbox SET type = 'teleported' WHERE tracking_no = $1`, no); err != nil {
+		t.Fatal(err)
+	}
+	w.record("SG-H01", no, "sorted")
+	w.record("SG-H01", other, "arrived")
+	r := w.relay(relay.Config{MaxAttempts: 10})
+	res := drain(t, r)
+	if res.Dead != 1 || res.Delivered != 1 {
+		t.Fatalf("%+v", res)
+	}
+	dead, err := workorder.NewOutbox(w.db).Dead(context.Background(), 0, 10)
+	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, `unknown tracking event type "teleported"`) {
+		t.Fatalf("dead %+v %v", dead, err)
+	}
+	if got := w.received(no); len(got) != 0 {
+		t.Fatalf("the order center got %v", got)
+	}
+	w.checkDelivered([]string{other})
+}
