@@ -33,11 +33,11 @@ func NewOutbox(db *pgxpool.Pool) *Outbox { return &Outbox{db: db} }
 
 // Claimed is one outbox row locked by a delivery.
 type Claimed struct {
-	ID          int64 // outbox id; orders a parcel's events
-	Attempts    int   // failed deliveries so far
-	EventID     string
-	TrackingNo  string
-	StationID   string
+	ID         int64 // outbox id; orders a parcel's events
+	Attempts   int   // failed deliveries so far
+	EventID    string
+	TrackingNo string
+	StationID  string
 	// Type is the event's type; zero when the stored name is not one of
 	// EventTypes (written by hand or by a newer version): the relay must
 	// not send such an event, and StoredType says what was found.
