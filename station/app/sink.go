@@ -25,7 +25,10 @@ func (a *App) trackingSink(ctx context.Context, rc relay.Config) (relay.Pusher, 
 				config.ErrInvalid, cfg.JetStream.DedupWindow, h)
 		}
 		js, err := relay.NewJetStream(ctx, relay.JetStreamConfig{URL: cfg.JetStream.URL, Stream: cfg.JetStream.Stream,
-			SubjectPrefix: cfg.JetStream.SubjectPrefix, DedupWindow: cfg.JetStream.DedupWindow})
+			SubjectPrefix: cfg.JetStream.SubjectPrefix, DedupWindow: cfg.JetStream.DedupWindow,
+			// Room for two batches per worker awaiting their acks, so a
+			// batch never stalls on the publish window.
+			MaxPending: max(relay.DefaultJetStreamConfig().MaxPending, 2*rc.BatchSize*max(rc.Workers, 1))})
 		if err != nil {
 			return nil, err
 		}
