@@ -60,7 +60,8 @@ type JetStreamSource struct {
 // ConsumeJetStream starts consuming tracking events from a JetStream
 // stream through a durable pull consumer with explicit acks: a message is
 // acknowledged after it is recorded, so a crash redelivers it and the
-// event log deduplicates it. One consumer delivers in stream order.
+// event log deduplicates it. One consumer delivers in stream order, and the
+// handler records one message at a time.
 func (s *Simulator) ConsumeJetStream(ctx context.Context, src JetStreamSource) (*Consumer, error) {
 	nc, err := nats.Connect(src.URL, nats.Name("sim-order-center"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
@@ -77,8 +78,10 @@ func (s *Simulator) ConsumeJetStream(ctx context.Context, src JetStreamSource) (
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       10 * time.Second,
-		// One message in flight keeps redeliveries in stream order.
-		MaxAckPending: 1,
+		// One consumer, handled one message at a time in stream order.
+		// Unacknowledged messages (a dropped connection) come again
+		// before later ones, and are deduplicated if they were recorded.
+		MaxAckPending: 1000,
 	})
 	if err != nil {
 		nc.Close()
@@ -89,7 +92,7 @@ func (s *Simulator) ConsumeJetStream(ctx context.Context, src JetStreamSource) (
 		if err := m.Ack(); err != nil {
 			s.log.Warn("order center: ack failed; the event comes again and is deduplicated", "err", err)
 		}
-	}, jetstream.PullMaxMessages(1))
+	}, jetstream.PullMaxMessages(500))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("sim: jetstream: consume: %w", err)
