@@ -23,8 +23,7 @@
 // attempt on its rows, which are retried with backoff and jitter and go
 // dead after relay.max_attempts; an event the order center rejects
 // ("resending will not help"), and a push refused as such
-// (InvalidArgument, FailedPrecondition, OutOfRange, or a sink's
-// ErrPermanent), go dead at once. Every failure leaves its text in
+// (InvalidArgument, FailedPrecondition, OutOfRange), go dead at once. Every failure leaves its text in
 // last_error, which ops see for pending and dead events alike. Ops list dead events and
 // re-drive them.
 //

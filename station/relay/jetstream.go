@@ -138,8 +138,8 @@ func validSubjectToken(s string) bool {
 }
 
 // PushTrackingEvents publishes the events in order and waits for every
-// acknowledgement. An event the sink cannot address or encode is rejected
-// (dead at once). When the server does not answer (disconnected, no
+// acknowledgement. An event the sink cannot address, encode or fit in a
+// message is rejected (dead at once). When the server does not answer (disconnected, no
 // responders, timeout, ctx over) nothing is said about any event: the
 // error matches clients.ErrUnavailable and the relay leaves the batch
 // pending; events already stored are dropped as duplicates when re-sent.
@@ -163,6 +163,10 @@ func (j *JetStream) PushTrackingEvents(ctx context.Context, events []clients.Tra
 		msg.Header.Set(HeaderEventID, e.EventID)
 		msg.Header.Set(HeaderTraceParent, "")
 		f, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.stream))
+		if errors.Is(err, nats.ErrMaxPayload) {
+			acks[i].Status, acks[i].Reason = clients.AckRejected, fmt.Sprintf("%d bytes: %v", len(data), err)
+			continue
+		}
 		if err != nil {
 			return nil, j.failed(err)
 		}
@@ -185,13 +189,10 @@ func (j *JetStream) PushTrackingEvents(ctx context.Context, events []clients.Tra
 	return acks, nil
 }
 
-// failed classifies a publish failure: a server that does not answer is
-// unavailability; a refusal by the stream says the events are wrong.
+// failed wraps a publish failure: the server did not answer, refused the
+// publish as a whole or the connection is gone. Nothing is known about
+// the batch's events, so it stays pending, with no attempt counted, and
+// the relay pauses.
 func (j *JetStream) failed(err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && !j.nc.IsReconnecting() && j.nc.IsConnected() && apiErr.Code >= 400 && apiErr.Code < 500 &&
-		apiErr.Code != 408 && apiErr.Code != 429 {
-		return fmt.Errorf("relay: jetstream publish: %w: %w", ErrPermanent, err)
-	}
 	return fmt.Errorf("relay: jetstream publish: %w: %w", clients.ErrUnavailable, err)
 }

@@ -387,19 +387,11 @@ func (r *Relay) settle(rows []workorder.Claimed, acks []clients.EventAck, pushEr
 	return delivered, failed
 }
 
-// ErrPermanent marks a sink's failure that resending cannot cure (the
-// event cannot be encoded, the destination refuses it as such); its events
-// go dead at once.
-var ErrPermanent = errors.New("relay: permanent failure")
-
 // isPermanent reports failures that say the events themselves are refused:
-// InvalidArgument, FailedPrecondition or OutOfRange from the order center,
-// or a sink's ErrPermanent. They go dead at once rather than after
-// relay.max_attempts retries.
+// InvalidArgument, FailedPrecondition or OutOfRange from the order center.
+// They go dead at once rather than after relay.max_attempts retries. (A
+// broker sink refuses single events itself, with a rejected ack.)
 func isPermanent(err error) bool {
-	if errors.Is(err, ErrPermanent) {
-		return true
-	}
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
 		return true
