@@ -4,6 +4,13 @@
 // and tells it what became of each event; the ops queries, re-drives and
 // pruning are workorder's too.
 //
+// Where events go is a Pusher (relay.sink): the order center's
+// PushTrackingEvents over gRPC (clients.OrderCenter), a NATS JetStream
+// stream (JetStream: subjects per station, event id in Nats-Msg-Id, async
+// publishes acknowledged per batch) or a Kafka topic (Kafka: idempotent
+// producer, keyed by tracking number). Every sink answers with one ack per
+// event, and only an acknowledged event is marked delivered.
+//
 // Delivery is at least once and in order per parcel. A batch is claimed
 // with SELECT ... FOR UPDATE SKIP LOCKED in a transaction that stays open
 // while the batch is pushed, so instances share the work without a leader,
