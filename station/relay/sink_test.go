@@ -17,6 +17,7 @@ import (
 	"github.com/expresshub/station/clients"
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/station/stationtest/linkproxy"
 )
 
 // natsURL is the NATS server with JetStream every development and CI
@@ -28,6 +29,7 @@ const natsURL = "nats://127.0.0.1:4222"
 type sink struct {
 	name   string
 	pusher func() relay.Pusher
+	cfg    relay.JetStreamConfig // the jetstream sink's
 }
 
 // jetStreamSink gives the test its own stream and subjects on the real
@@ -59,7 +61,7 @@ func (w *world) jetStreamSink() sink {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(c.Stop)
-	return sink{name: "jetstream", pusher: func() relay.Pusher {
+	return sink{name: "jetstream", cfg: cfg, pusher: func() relay.Pusher {
 		j, err := relay.NewJetStream(context.Background(), cfg)
 		if err != nil {
 			w.t.Fatal(err)
@@ -311,5 +313,59 @@ func TestKafkaKeysByParcelAndCarriesTheEventID(t *testing.T) {
 		if want := w.outboxOrder(no); !slices.Equal(got[no], want) {
 			t.Fatalf("parcel %s: topic has %v, outbox order %v", no, got[no], want)
 		}
+	}
+}
+
+// TestJetStreamLinkCutsLoseNothing: two relays publish through a link to
+// NATS that is cut three times while writers keep adding events. Publishes
+// whose acknowledgement never came leave their batch pending; re-sent, the
+// stream drops what it already stored (Nats-Msg-Id). The order center ends
+// with every event once, in parcel order.
+func TestJetStreamLinkCutsLoseNothing(t *testing.T) {
+	w := newWorld(t)
+	s := w.jetStreamSink()
+	link := linkproxy.New(t, "127.0.0.1:4222")
+	cfg := s.cfg
+	cfg.URL = "nats://" + link.Addr()
+	cfg.AckTimeout = 500 * time.Millisecond
+	const parcels, steps = 30, 4
+	nos := make([]string, parcels)
+	for i := range nos {
+		nos[i] = w.parcel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var relays sync.WaitGroup
+	for range 2 {
+		j, err := relay.NewJetStream(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(j.Close)
+		r := w.relayTo(j, relay.Config{BatchSize: 10, PushTimeout: 2 * time.Second})
+		relays.Go(func() { r.Run(ctx) })
+	}
+	types := []string{"arrived", "sorted", "bagged", "departed"}
+	for st := range steps {
+		for _, no := range nos {
+			w.record("SG-H01", no, types[st])
+		}
+		if st < 3 {
+			link.Cut()
+			time.Sleep(300 * time.Millisecond) // an outage, not a timing assertion
+			link.Restore()
+		}
+	}
+	waitFor(t, "the outbox to drain and the order center to hold every event", func() bool {
+		accepted, _ := w.sim.EventTotals()
+		return w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered'`) == 0 && accepted == parcels*steps
+	})
+	cancel()
+	relays.Wait()
+	w.checkDelivered(nos)
+	if n := w.count(`SELECT count(*) FROM tracking_outbox WHERE attempts > 1 OR status = 'dead'`); n != 0 {
+		t.Fatalf("%d events burnt attempts or went dead over link cuts", n)
+	}
+	if link.Refused() == 0 {
+		t.Log("no reconnect was refused while the link was cut")
 	}
 }
