@@ -153,25 +153,31 @@ func (o *OrderCenter) GetFiscalDocument(ctx context.Context, trackingNo string) 
 	}, nil
 }
 
+// Proto is the event as the order center's API (and a broker's message)
+// carries it.
+func (e TrackingEvent) Proto() *downstreamv1.TrackingEvent {
+	pb := &downstreamv1.TrackingEvent{
+		EventId:     e.EventID,
+		TrackingNo:  e.TrackingNo,
+		StationId:   e.StationID,
+		Type:        downstreamv1.TrackingEventType(enumValue(downstreamv1.TrackingEventType_value, "TRACKING_EVENT_TYPE_", string(e.Type))),
+		OperatorId:  e.OperatorID,
+		SorterId:    e.SorterID,
+		PayloadJson: e.PayloadJSON,
+	}
+	if !e.OccurredAt.IsZero() {
+		pb.OccurredAt = timestamppb.New(e.OccurredAt)
+	}
+	return pb
+}
+
 // PushTrackingEvents sends a batch of events and returns one ack per event,
 // in order. It is never retried by the transport: the outbox relay resends
 // what was not acknowledged, and the order center deduplicates by event id.
 func (o *OrderCenter) PushTrackingEvents(ctx context.Context, events []TrackingEvent) ([]EventAck, error) {
 	req := &downstreamv1.PushTrackingEventsRequest{Events: make([]*downstreamv1.TrackingEvent, len(events))}
 	for i, e := range events {
-		pb := &downstreamv1.TrackingEvent{
-			EventId:     e.EventID,
-			TrackingNo:  e.TrackingNo,
-			StationId:   e.StationID,
-			Type:        downstreamv1.TrackingEventType(enumValue(downstreamv1.TrackingEventType_value, "TRACKING_EVENT_TYPE_", string(e.Type))),
-			OperatorId:  e.OperatorID,
-			SorterId:    e.SorterID,
-			PayloadJson: e.PayloadJSON,
-		}
-		if !e.OccurredAt.IsZero() {
-			pb.OccurredAt = timestamppb.New(e.OccurredAt)
-		}
-		req.Events[i] = pb
+		req.Events[i] = e.Proto()
 	}
 	resp, err := authed(ctx, o, "PushTrackingEvents", func(ctx context.Context) (*downstreamv1.PushTrackingEventsResponse, error) {
 		return o.rpc.PushTrackingEvents(ctx, req)

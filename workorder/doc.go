@@ -6,6 +6,12 @@
 // It sits below sorting, packing and station so that each of them can record
 // its operations atomically with its own rows: in the caller's transaction
 // (Record), or, for operations that only insert, in one pipelined round trip
-// that PostgreSQL runs as an implicit transaction (CommitBatch). It never talks to the order
-// center: the relay in station does that.
+// that PostgreSQL runs as an implicit transaction (CommitBatch).
+//
+// It is the only code that writes work_orders and tracking_outbox
+// (TestOnlyWorkorderWritesItsTables checks the module's source). Besides the
+// write, that covers the outbox after it: the relay's claim with FOR UPDATE
+// SKIP LOCKED and per-parcel order, marking events delivered, failed or dead,
+// ops re-drives, and pruning (Outbox, in outbox.go). It never talks to the
+// order center: the relay in station does that, through Outbox.Deliver.
 package workorder

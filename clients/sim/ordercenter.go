@@ -115,43 +115,50 @@ func (o orderCenter) PushTrackingEvents(ctx context.Context, req *downstreamv1.P
 	o.s.mu.Lock()
 	defer o.s.mu.Unlock()
 	for _, e := range req.GetEvents() {
-		ack := &downstreamv1.TrackingEventAck{EventId: e.GetEventId()}
-		resp.Acks = append(resp.Acks, ack)
-		no, err := NormalizeTrackingNo(e.GetTrackingNo())
-		switch {
-		case strings.TrimSpace(e.GetEventId()) == "":
-			ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "event_id is required"
-			continue
-		case err != nil:
-			ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "malformed tracking number"
-			continue
-		case e.GetType() == downstreamv1.TrackingEventType_TRACKING_EVENT_TYPE_UNSPECIFIED:
-			ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "event type is required"
-			continue
-		case strings.TrimSpace(e.GetStationId()) == "":
-			ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "station_id is required"
-			continue
-		}
-		rec := RecordedEvent{
-			EventID:     e.GetEventId(),
-			TrackingNo:  no,
-			StationID:   e.GetStationId(),
-			Type:        enumName(downstreamv1.TrackingEventType_name, "TRACKING_EVENT_TYPE_", int32(e.GetType())),
-			OperatorID:  e.GetOperatorId(),
-			SorterID:    e.GetSorterId(),
-			PayloadJSON: e.GetPayloadJson(),
-			ReceivedAt:  now,
-		}
-		if e.GetOccurredAt() != nil {
-			rec.OccurredAt = e.GetOccurredAt().AsTime()
-		}
-		if o.s.events.add(rec) {
-			ack.Status = downstreamv1.AckStatus_ACK_STATUS_ACCEPTED
-		} else {
-			ack.Status = downstreamv1.AckStatus_ACK_STATUS_DUPLICATE
-		}
+		resp.Acks = append(resp.Acks, o.s.acceptLocked(e, now))
 	}
 	return resp, nil
+}
+
+// acceptLocked validates and records one tracking event, however it came
+// (pushed over gRPC or consumed from a broker), deduplicating by event id.
+// Guarded by s.mu.
+func (s *Simulator) acceptLocked(e *downstreamv1.TrackingEvent, now time.Time) *downstreamv1.TrackingEventAck {
+	ack := &downstreamv1.TrackingEventAck{EventId: e.GetEventId()}
+	no, err := NormalizeTrackingNo(e.GetTrackingNo())
+	switch {
+	case strings.TrimSpace(e.GetEventId()) == "":
+		ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "event_id is required"
+		return ack
+	case err != nil:
+		ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "malformed tracking number"
+		return ack
+	case e.GetType() == downstreamv1.TrackingEventType_TRACKING_EVENT_TYPE_UNSPECIFIED:
+		ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "event type is required"
+		return ack
+	case strings.TrimSpace(e.GetStationId()) == "":
+		ack.Status, ack.Reason = downstreamv1.AckStatus_ACK_STATUS_REJECTED, "station_id is required"
+		return ack
+	}
+	rec := RecordedEvent{
+		EventID:     e.GetEventId(),
+		TrackingNo:  no,
+		StationID:   e.GetStationId(),
+		Type:        enumName(downstreamv1.TrackingEventType_name, "TRACKING_EVENT_TYPE_", int32(e.GetType())),
+		OperatorID:  e.GetOperatorId(),
+		SorterID:    e.GetSorterId(),
+		PayloadJSON: e.GetPayloadJson(),
+		ReceivedAt:  now,
+	}
+	if e.GetOccurredAt() != nil {
+		rec.OccurredAt = e.GetOccurredAt().AsTime()
+	}
+	if s.events.add(rec) {
+		ack.Status = downstreamv1.AckStatus_ACK_STATUS_ACCEPTED
+	} else {
+		ack.Status = downstreamv1.AckStatus_ACK_STATUS_DUPLICATE
+	}
+	return ack
 }
 
 func (o orderCenter) IssueToken(_ context.Context, req *downstreamv1.IssueTokenRequest) (*downstreamv1.IssueTokenResponse, error) {

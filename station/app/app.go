@@ -43,6 +43,7 @@ import (
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/station/sorterapi"
+	"github.com/expresshub/station/workorder"
 )
 
 // Options adjust how a station starts.
@@ -168,11 +169,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		StreamBudget: cfg.Sorter.DefaultBudget,
 	}, log.Named("sorterapi"))
 	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
-	a.relay = relay.New(db, a.clients.OrderCenter, relay.Config{
+	relayCfg := relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
 		Interval:    cfg.Relay.Interval,
 		MaxAttempts: cfg.Relay.MaxAttempts,
-	}, log.Named("relay"), a.registry)
+	}
+	sink, err := a.trackingSink(ctx, relayCfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.relay = relay.New(db, sink, relayCfg, log.Named("relay"), a.registry)
 	a.leases = lease.NewHolder(db, lease.Options{Registerer: a.registry, Log: log.Named("lease")})
 
 	a.http = httpapi.New(httpapi.Config{
@@ -188,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Sorting:  a.sorting,
 		Releases: a.releases,
 		Packing:  a.packing,
-		Outbox:   relay.NewOutbox(db),
+		Outbox:   workorder.NewOutbox(db),
 		Ready: map[string]httpapi.Check{
 			"postgres": func(ctx context.Context) error { return db.Ping(ctx) },
 			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },

@@ -2,15 +2,13 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/expresshub/station/station/lease"
+	"github.com/expresshub/station/workorder"
 )
 
 // Lease names of the singleton jobs; every instance competes for them and
@@ -40,7 +38,7 @@ func (a *App) startSingletons(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 func (a *App) pruneOutboxJob(ctx context.Context, l *lease.Lease) error {
-	n, err := pruneOutbox(ctx, a.db, a.cfg.Relay.Retain, pruneBatch, pruneMaxBatches, l.Guard)
+	n, err := workorder.NewOutbox(a.db).Prune(ctx, a.cfg.Relay.Retain, pruneBatch, pruneMaxBatches, l.Guard)
 	if n > 0 || err != nil {
 		a.log.Info("outbox pruned", zap.Int64("deleted", n), zap.Duration("retain", a.cfg.Relay.Retain), zap.Error(err))
 	}
@@ -54,35 +52,4 @@ func (a *App) offlineJob(ctx context.Context, l *lease.Lease) error {
 			zap.Int("comparisons", r.Comparisons), zap.Int("mismatches", r.Mismatches))
 	}
 	return err
-}
-
-// pruneOutbox deletes delivered tracking events delivered more than retain
-// ago, batch rows per transaction behind guard, at most maxBatches
-// batches. Pending and dead events are never touched: only the order
-// center's acknowledgement (status delivered) makes an event disposable.
-// Rows a relay holds are skipped, not waited for.
-func pruneOutbox(ctx context.Context, db *pgxpool.Pool, retain time.Duration, batch, maxBatches int,
-	guard func(context.Context, pgx.Tx) error) (int64, error) {
-	var total int64
-	for range maxBatches {
-		var n int64
-		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			if err := guard(ctx, tx); err != nil {
-				return err
-			}
-			tag, err := tx.Exec(ctx, `DELETE FROM tracking_outbox WHERE status = 'delivered' AND id IN (
-				SELECT id FROM tracking_outbox WHERE status = 'delivered' AND delivered_at < now() - $1 * interval '1 microsecond'
-				ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, retain.Microseconds(), batch)
-			n = tag.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("prune outbox: %w", err)
-		}
-		total += n
-		if n < int64(batch) {
-			break
-		}
-	}
-	return total, nil
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -51,40 +50,6 @@ func outboxLeft(t *testing.T, db *pgxpool.Pool) []string {
 	return left
 }
 
-func TestPruneDeletesOnlyDeliveredEventsOlderThanTheRetention(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := dbtest.Pool(t)
-	const retain = 72 * time.Hour
-	for _, tn := range []string{"old-1", "old-2", "old-3", "old-4", "old-5", "old-6", "old-7"} {
-		outboxRow(t, db, tn, "delivered", 100*time.Hour)
-	}
-	outboxRow(t, db, "recent", "delivered", time.Hour)
-	outboxRow(t, db, "pending", "pending", 0)
-	outboxRow(t, db, "dead", "dead", 0)
-	// Impossible today, but status is what counts, never the timestamp.
-	outboxRow(t, db, "pending-stamped", "pending", 100*time.Hour)
-	outboxRow(t, db, "dead-stamped", "dead", 100*time.Hour)
-
-	h := lease.NewHolder(db, lease.Options{Log: zaptest.NewLogger(t)})
-	l, err := h.TryAcquire(ctx, LeaseOutboxPrune, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Release(ctx) }()
-	n, err := pruneOutbox(l.Context(), db, retain, 3, 10, l.Guard) // batches of 3: 3, 3, 1
-	if err != nil || n != 7 {
-		t.Fatalf("pruned %d, %v; want the 7 old delivered events", n, err)
-	}
-	want := []string{"dead", "dead-stamped", "pending", "pending-stamped", "recent"}
-	if left := outboxLeft(t, db); !slices.Equal(left, want) {
-		t.Fatalf("left %v, want %v", left, want)
-	}
-	if n, err := pruneOutbox(l.Context(), db, retain, 3, 10, l.Guard); err != nil || n != 0 {
-		t.Fatalf("second prune: %d, %v", n, err)
-	}
-}
-
 func TestPruneByAHolderThatLostItsLeaseDeletesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -104,7 +69,7 @@ func TestPruneByAHolderThatLostItsLeaseDeletesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = current.Release(ctx) }()
-	n, err := pruneOutbox(context.Background(), db, 72*time.Hour, 1, 10, stale.Guard)
+	n, err := workorder.NewOutbox(db).Prune(context.Background(), 72*time.Hour, 1, 10, stale.Guard)
 	if !errors.Is(err, lease.ErrLeaseLost) || n != 0 {
 		t.Fatalf("stale prune: %d, %v; want nothing and ErrLeaseLost", n, err)
 	}

@@ -144,7 +144,33 @@ type Relay struct {
 	MaxAttempts int           `mapstructure:"max_attempts"`
 	Retain      time.Duration `mapstructure:"retain"`      // delivered events are kept this long
 	PruneEvery  time.Duration `mapstructure:"prune_every"` // how often they are pruned; 0: never
+	// Sink is where events go: grpc (the order center's PushTrackingEvents),
+	// jetstream or kafka (a broker the order center consumes from).
+	Sink      string         `mapstructure:"sink"`
+	JetStream RelayJetStream `mapstructure:"jetstream"`
+	Kafka     RelayKafka     `mapstructure:"kafka"`
 }
+
+// RelayJetStream configures the jetstream sink.
+type RelayJetStream struct {
+	URL           string        `mapstructure:"url"`
+	Stream        string        `mapstructure:"stream"`
+	SubjectPrefix string        `mapstructure:"subject_prefix"` // subjects are <prefix>.<station id>
+	DedupWindow   time.Duration `mapstructure:"dedup_window"`   // longer than the relay's retry horizon
+}
+
+// RelayKafka configures the kafka sink.
+type RelayKafka struct {
+	Brokers string `mapstructure:"brokers"` // comma-separated host:port
+	Topic   string `mapstructure:"topic"`
+}
+
+// Relay sinks.
+const (
+	SinkGRPC      = "grpc"
+	SinkJetStream = "jetstream"
+	SinkKafka     = "kafka"
+)
 
 // Defaults are the embedded defaults `make run` works with.
 func Defaults() Config {
@@ -171,7 +197,9 @@ func Defaults() Config {
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
 		Relay: Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10,
-			Retain: 72 * time.Hour, PruneEvery: 10 * time.Minute},
+			Retain: 72 * time.Hour, PruneEvery: 10 * time.Minute, Sink: SinkGRPC,
+			JetStream: RelayJetStream{URL: "nats://127.0.0.1:4222", Stream: "TRACKING", SubjectPrefix: "tracking", DedupWindow: 2 * time.Hour},
+			Kafka:     RelayKafka{Brokers: "127.0.0.1:9092", Topic: "tracking-events"}},
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
 			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour},
@@ -414,6 +442,22 @@ func (c Config) Validate() error {
 	if c.Relay.MaxAttempts < 1 {
 		return bad("relay.max_attempts", "must be at least 1")
 	}
+	switch c.Relay.Sink {
+	case SinkGRPC:
+	case SinkJetStream:
+		if c.Relay.JetStream.URL == "" || c.Relay.JetStream.Stream == "" || c.Relay.JetStream.SubjectPrefix == "" {
+			return bad("relay.jetstream", "url, stream and subject_prefix are required with relay.sink jetstream")
+		}
+		if c.Relay.JetStream.DedupWindow <= 0 {
+			return bad("relay.jetstream.dedup_window", "must be a positive duration, longer than the relay's retry horizon")
+		}
+	case SinkKafka:
+		if strings.TrimSpace(c.Relay.Kafka.Brokers) == "" || c.Relay.Kafka.Topic == "" {
+			return bad("relay.kafka", "brokers and topic are required with relay.sink kafka")
+		}
+	default:
+		return bad("relay.sink", fmt.Sprintf("%q is not grpc, jetstream or kafka", c.Relay.Sink))
+	}
 	for key, d := range map[string]time.Duration{"relay.prune_every": c.Relay.PruneEvery, "release.offline_every": c.Release.OfflineEvery} {
 		if d < 0 {
 			return bad(key, "must be 0 (off) or a positive duration")
@@ -445,6 +489,7 @@ func (c Config) Validate() error {
 func (c Config) Redacted() Config {
 	out := c
 	out.Database.URL = RedactURL(c.Database.URL)
+	out.Relay.JetStream.URL = RedactURL(c.Relay.JetStream.URL)
 	out.Downstream = c.Downstream.Redacted()
 	if out.Redis.Password != "" {
 		out.Redis.Password = "xxxxx"

@@ -7,7 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/expresshub/station/station/app"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
+	"github.com/expresshub/station/station/relay"
 )
 
 // DemoStation is the station `make run` operates.
@@ -51,6 +56,11 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	}
 	defer simulator.Stop()
 	cfg.Downstream = cfg.Downstream.WithAddr(simulator.Addr())
+	stopConsumer, err := chooseSink(ctx, &cfg, simulator, out)
+	if err != nil {
+		return err
+	}
+	defer stopConsumer()
 
 	a, err := app.New(ctx, cfg, log, app.Options{
 		Migrate: true,
@@ -86,6 +96,68 @@ func loadDemoData(ctx context.Context, a *app.App, fx *sim.Fixtures) error {
 		}
 	}
 	return nil
+}
+
+// chooseSink picks the relay's sink for `station dev`: JetStream when NATS
+// answers at relay.jetstream.url (localhost:4222 by default), gRPC
+// otherwise, and says which. With a broker sink the simulated order
+// center consumes from the broker through a durable consumer.
+func chooseSink(ctx context.Context, cfg *config.Config, s *sim.Simulator, out io.Writer) (stop func(), err error) {
+	js := cfg.Relay.JetStream
+	if cfg.Relay.Sink == config.SinkGRPC {
+		if err := natsAnswers(ctx, js.URL); err != nil {
+			fmt.Fprintf(out, "relay sink: grpc (no NATS JetStream at %s: %v)\n", config.RedactURL(js.URL), err)
+			return func() {}, nil
+		}
+		cfg.Relay.Sink = config.SinkJetStream
+	}
+	switch cfg.Relay.Sink {
+	case config.SinkJetStream:
+		// The relay creates the stream when it starts; the consumer needs
+		// it first.
+		sink, err := relay.NewJetStream(ctx, relay.JetStreamConfig{URL: js.URL, Stream: js.Stream,
+			SubjectPrefix: js.SubjectPrefix, DedupWindow: js.DedupWindow})
+		if err != nil {
+			return nil, err
+		}
+		sink.Close()
+		c, err := s.ConsumeJetStream(ctx, sim.JetStreamSource{URL: js.URL, Stream: js.Stream,
+			Subject: js.SubjectPrefix + ".>", Durable: "order-center"})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "relay sink: jetstream (NATS at %s, stream %s, subjects %s.<station>; the simulated order center consumes it)\n",
+			config.RedactURL(js.URL), js.Stream, js.SubjectPrefix)
+		return c.Stop, nil
+	case config.SinkKafka:
+		c, err := s.ConsumeKafka(ctx, sim.KafkaSource{Brokers: strings.Split(cfg.Relay.Kafka.Brokers, ","),
+			Topic: cfg.Relay.Kafka.Topic, Group: "order-center"})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "relay sink: kafka (brokers %s, topic %s)\n", cfg.Relay.Kafka.Brokers, cfg.Relay.Kafka.Topic)
+		return c.Stop, nil
+	}
+	fmt.Fprintln(out, "relay sink: grpc")
+	return func() {}, nil
+}
+
+// natsAnswers reports whether a NATS server with JetStream answers at url
+// within a second.
+func natsAnswers(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.MaxReconnects(0))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(actx)
+	return err
 }
 
 // StartSim starts the downstream simulator in this process.

@@ -15,7 +15,6 @@ import (
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
-	"github.com/expresshub/station/station/relay"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -165,7 +164,7 @@ func TestDomainErrorsKeepTheirStatusAndCode(t *testing.T) {
 		{packing.ErrBagOnHandover, http.StatusConflict, "bag_on_handover"},
 		{packing.ErrNotOnTrip, http.StatusConflict, "next_hop_not_on_trip"},
 		{packing.ErrDependencyUnavailable, http.StatusServiceUnavailable, "dependency_unavailable"},
-		{relay.ErrNotFound, http.StatusNotFound, "event_not_found"},
+		{workorder.ErrEventNotFound, http.StatusNotFound, "event_not_found"},
 	}
 	for _, c := range cases {
 		*ret = fmt.Errorf("op: %w", c.err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -56,7 +57,7 @@ func newPackingHarness(t *testing.T) *packingHarness {
 		Log: zap.New(core), Auth: h.auth, Limiter: ratelimit.New(rdb, prefix),
 		Registry: prometheus.NewRegistry(), Ready: h.ready,
 		Packing: packing.New(h.db, set.Container, set.Linehaul),
-		Outbox:  relay.NewOutbox(h.db),
+		Outbox:  workorder.NewOutbox(h.db),
 	})
 	h.http.Close()
 	h.http = httptest.NewServer(h.srv.Handler())
@@ -333,7 +334,7 @@ func TestHandoverOverHTTP(t *testing.T) {
 func TestOutboxOpsAPI(t *testing.T) {
 	h := newPackingHarness(t)
 	h.sealedBag("SG-H02", 2) // 2 bagged + 2 bag_sealed events, pending
-	var st relay.Stats
+	var st workorder.Stats
 	h.do("GET", "/api/v1/ops/outbox", h.ops, nil, 200, &st)
 	if st.Pending != 4 || st.Dead != 0 || st.OldestPendingAt == nil {
 		t.Fatalf("stats %+v", st)
@@ -346,7 +347,7 @@ func TestOutboxOpsAPI(t *testing.T) {
 		`UPDATE tracking_outbox SET status = 'dead', attempts = 10, last_error = 'push failed' WHERE id IN (SELECT id FROM tracking_outbox ORDER BY id LIMIT 2)`); err != nil {
 		t.Fatal(err)
 	}
-	var dead struct{ Events []relay.Event }
+	var dead struct{ Events []workorder.OutboxEvent }
 	h.do("GET", "/api/v1/ops/outbox/dead?limit=1", h.ops, nil, 200, &dead)
 	if len(dead.Events) != 1 || dead.Events[0].Attempts != 10 || dead.Events[0].LastError != "push failed" {
 		t.Fatalf("dead %+v", dead)
@@ -359,7 +360,7 @@ func TestOutboxOpsAPI(t *testing.T) {
 	h.refused("GET", "/api/v1/ops/outbox/dead?limit=0", h.ops, nil, 400, "invalid_query")
 
 	var out struct {
-		Event    relay.Event
+		Event    workorder.OutboxEvent
 		Redriven bool
 	}
 	h.do("POST", fmt.Sprintf("/api/v1/ops/outbox/dead/%d/retry", first), h.ops, nil, 200, &out)
@@ -375,5 +376,123 @@ func TestOutboxOpsAPI(t *testing.T) {
 	h.do("GET", "/api/v1/ops/outbox", h.ops, nil, 200, &st)
 	if st.Pending != 3 || st.Dead != 1 {
 		t.Fatalf("stats after re-drive %+v", st)
+	}
+}
+
+// TestOutboxOpsActionsOverHTTP drives a relay against the simulator's
+// fault injection: a transient failure shows in the outbox summary with its
+// last error and "retry now" sends it without waiting out the backoff; a
+// permanent one is dead at once and a bulk re-drive sends it; both actions
+// are audited with who and how many.
+func TestOutboxOpsActionsOverHTTP(t *testing.T) {
+	h := newPackingHarness(t)
+	ctx := context.Background()
+	set, err := clients.Dial(ctx, clients.DefaultConfig().WithAddr(h.sim.Addr()), clients.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Close() })
+	r := relay.New(h.db, set.OrderCenter, relay.Config{MaxAttempts: 10, BaseBackoff: time.Hour, MaxBackoff: time.Hour}, nil, nil)
+	runOnce := func() relay.BatchResult {
+		t.Helper()
+		res, err := r.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for _, path := range []string{"/api/v1/ops/outbox/pending/retry", "/api/v1/ops/outbox/dead/retry"} {
+		h.refused("POST", path, h.op, nil, 403, "forbidden")
+		h.refused("POST", path, h.ops, map[string]any{"ids": []int{0}}, 400, "invalid_ids")
+	}
+	h.refused("GET", "/api/v1/ops/outbox/pending", h.op, nil, 403, "forbidden")
+	h.refused("GET", "/api/v1/ops/outbox/audit", h.op, nil, 403, "forbidden")
+	h.refused("GET", "/api/v1/ops/outbox/pending?failing=maybe", h.ops, nil, 400, "invalid_query")
+
+	// Transient: pending, its error shown, retried now on request.
+	h.sealedBag("SG-H02", 1) // bagged + bag_sealed
+	if err := h.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: codes.Internal}); err != nil {
+		t.Fatal(err)
+	}
+	if res := runOnce(); res.Failed != 2 {
+		t.Fatalf("with the fault: %+v", res)
+	}
+	var summary struct {
+		workorder.Stats
+		FailingEvents []workorder.OutboxEvent `json:"failing_events"`
+	}
+	h.do("GET", "/api/v1/ops/outbox", h.ops, nil, 200, &summary)
+	if summary.Pending != 2 || summary.Failing != 2 || len(summary.FailingEvents) != 2 ||
+		!strings.Contains(summary.FailingEvents[0].LastError, "Internal") || summary.FailingEvents[0].Attempts != 1 {
+		t.Fatalf("summary %+v", summary)
+	}
+	var pending struct{ Events []workorder.OutboxEvent }
+	h.do("GET", "/api/v1/ops/outbox/pending?failing=true&limit=1", h.ops, nil, 200, &pending)
+	if len(pending.Events) != 1 || pending.Events[0].LastError == "" {
+		t.Fatalf("pending %+v", pending)
+	}
+	if err := h.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	if res := runOnce(); res.Claimed != 0 {
+		t.Fatalf("went before its backoff: %+v", res)
+	}
+	var retried struct{ Retried int64 }
+	h.do("POST", "/api/v1/ops/outbox/pending/retry", h.ops, map[string]any{"reason": "order center fixed"}, 200, &retried)
+	if retried.Retried != 2 {
+		t.Fatalf("retried %+v", retried)
+	}
+	if res := runOnce(); res.Delivered != 2 {
+		t.Fatalf("after retry now: %+v", res)
+	}
+
+	// Permanent: dead at once, re-driven in bulk.
+	h.sealedBag("SG-H02", 1)
+	if err := h.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: codes.FailedPrecondition}); err != nil {
+		t.Fatal(err)
+	}
+	if res := runOnce(); res.Dead != 2 {
+		t.Fatalf("permanent: %+v", res)
+	}
+	var dead struct{ Events []workorder.OutboxEvent }
+	h.do("GET", "/api/v1/ops/outbox/dead", h.ops, nil, 200, &dead)
+	if len(dead.Events) != 2 || dead.Events[0].Attempts != 1 || !strings.Contains(dead.Events[0].LastError, "FailedPrecondition") {
+		t.Fatalf("dead %+v", dead)
+	}
+	if err := h.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	var redriven struct{ Redriven int64 }
+	h.do("POST", "/api/v1/ops/outbox/dead/retry", h.ops, nil, 200, &redriven)
+	if redriven.Redriven != 2 {
+		t.Fatalf("redriven %+v", redriven)
+	}
+	if res := runOnce(); res.Delivered != 2 {
+		t.Fatalf("after the re-drive: %+v", res)
+	}
+	h.do("POST", "/api/v1/ops/outbox/dead/retry", h.ops, map[string]any{"ids": []int64{dead.Events[0].ID}}, 200, &redriven)
+	if redriven.Redriven != 0 {
+		t.Fatalf("a delivered event was re-driven: %+v", redriven)
+	}
+
+	var audit struct{ Entries []workorder.OutboxAuditEntry }
+	h.do("GET", "/api/v1/ops/outbox/audit", h.ops, nil, 200, &audit)
+	if len(audit.Entries) != 3 {
+		t.Fatalf("audit %+v", audit)
+	}
+	got := make([]string, len(audit.Entries))
+	for i, e := range audit.Entries {
+		if e.Actor != "ops-1" || e.CreatedAt.IsZero() {
+			t.Fatalf("audit entry %+v", e)
+		}
+		got[i] = fmt.Sprintf("%s %d %v %q", e.Action, e.Changed, e.EventIDs, e.Reason)
+	}
+	want := []string{
+		fmt.Sprintf("redrive 0 [%d] \"\"", dead.Events[0].ID),
+		`redrive 2 [] ""`,
+		`retry_now 2 [] "order center fixed"`,
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit %q, want %q", got, want)
 	}
 }

@@ -67,6 +67,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/ops/outbox", s.handle(ops, s.outboxStats))
 	mux.Handle("GET /api/v1/ops/outbox/dead", s.handle(ops, s.deadEvents))
 	mux.Handle("POST /api/v1/ops/outbox/dead/{id}/retry", s.handle(ops, s.retryDeadEvent))
+	mux.Handle("POST /api/v1/ops/outbox/dead/retry", s.handle(ops, s.redriveDead))
+	mux.Handle("GET /api/v1/ops/outbox/pending", s.handle(ops, s.pendingEvents))
+	mux.Handle("POST /api/v1/ops/outbox/pending/retry", s.handle(ops, s.retryPendingNow))
+	mux.Handle("GET /api/v1/ops/outbox/audit", s.handle(ops, s.outboxAudit))
 
 	mux.Handle("/api/", s.handle(public, func(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusNotFound, "not_found", "no such endpoint")

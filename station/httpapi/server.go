@@ -14,7 +14,7 @@ import (
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/logging"
 	"github.com/expresshub/station/station/ratelimit"
-	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/workorder"
 )
 
 // Config is what the HTTP edge needs from the station configuration.
@@ -39,8 +39,8 @@ type Deps struct {
 	Ready    map[string]Check     // readiness checks by name
 	Sorting  *sorting.Service
 	Releases *sorting.Releases
-	Packing  *packing.Service // bags and handovers
-	Outbox   *relay.Outbox    // the tracking outbox, for the ops API
+	Packing  *packing.Service  // bags and handovers
+	Outbox   *workorder.Outbox // the tracking outbox, for the ops API
 }
 
 // Server holds the router and its dependencies.
@@ -60,7 +60,7 @@ type Server struct {
 	sorting       *sorting.Service
 	releases      *sorting.Releases
 	packing       *packing.Service
-	outbox        *relay.Outbox
+	outbox        *workorder.Outbox
 }
 
 // New builds the HTTP edge.

@@ -125,3 +125,46 @@ func BenchmarkOutboxLag(b *testing.B) {
 	b.ReportMetric(lags[len(lags)/2], "lag-p50-ms")
 	b.ReportMetric(lags[len(lags)*99/100], "lag-p99-ms")
 }
+
+// BenchmarkRelaySinkThroughput is BenchmarkRelayThroughput (batch 1000, 2
+// workers) for each sink: the order center over gRPC, JetStream on the
+// real server, Kafka on kfake. Delivered means acknowledged by the sink;
+// the simulated order center consumes the brokers meanwhile.
+func BenchmarkRelaySinkThroughput(b *testing.B) {
+	const perIter, workers = 20_000, 2
+	for _, mk := range []func(*world) sink{(*world).grpcSink, (*world).jetStreamSink, (*world).kafkaSink} {
+		w := newWorld(b)
+		s := mk(w)
+		b.Run("sink="+s.name, func(b *testing.B) {
+			r := w.relayTo(s.pusher(), relay.Config{BatchSize: 1000})
+			var elapsed time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				w.fill(b, perIter)
+				b.StartTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Go(func() {
+						for {
+							res, err := r.RunOnce(context.Background())
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							if res.Claimed == 0 {
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				elapsed += time.Since(start)
+			}
+			if n := w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered'`); n != 0 {
+				b.Fatalf("%d events left", n)
+			}
+			b.ReportMetric(float64(perIter*b.N)/elapsed.Seconds(), "events/s")
+		})
+	}
+}

@@ -1,6 +1,15 @@
 // Package relay delivers the tracking outbox to the order center: the
-// background worker every `station serve` runs, and the ops queries (stats,
-// dead letters, re-drive) behind the ops API.
+// background worker every `station serve` runs. The outbox's rows belong to
+// package workorder: the relay asks it for a batch (workorder.Outbox.Deliver)
+// and tells it what became of each event; the ops queries, re-drives and
+// pruning are workorder's too.
+//
+// Where events go is a Pusher (relay.sink): the order center's
+// PushTrackingEvents over gRPC (clients.OrderCenter), a NATS JetStream
+// stream (JetStream: subjects per station, event id in Nats-Msg-Id, async
+// publishes acknowledged per batch) or a Kafka topic (Kafka: idempotent
+// producer, keyed by tracking number). Every sink answers with one ack per
+// event, and only an acknowledged event is marked delivered.
 //
 // Delivery is at least once and in order per parcel. A batch is claimed
 // with SELECT ... FOR UPDATE SKIP LOCKED in a transaction that stays open
@@ -20,10 +29,13 @@
 // and the rows keep their attempts. Any other failure of a push counts an
 // attempt on its rows, which are retried with backoff and jitter and go
 // dead after relay.max_attempts; an event the order center rejects
-// ("resending will not help") goes dead at once. Ops list dead events and
+// ("resending will not help"), and a push refused as such
+// (InvalidArgument, FailedPrecondition, OutOfRange), go dead at once. Every failure leaves its text in
+// last_error, which ops see for pending and dead events alike. Ops list dead events and
 // re-drive them.
 //
 // It must never decide what an event says (package workorder writes them)
-// and never deletes outbox rows: delivered ones are pruned after
-// relay.retain by a singleton job (station/app, behind a lease).
+// and never writes outbox rows itself: it settles them through workorder,
+// and delivered ones are pruned after relay.retain by a singleton job
+// (station/app, behind a lease, through workorder.Outbox.Prune).
 package relay

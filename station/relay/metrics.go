@@ -1,6 +1,10 @@
 package relay
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/expresshub/station/workorder"
+)
 
 type metrics struct {
 	pending      prometheus.Gauge
@@ -31,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "station_relay_failed_total",
-			Help: "Tracking event pushes that did not deliver, by reason (unavailable, error, rejected, no_ack).",
+			Help: "Tracking event pushes that did not deliver, by reason (unavailable, error, refused, rejected, no_ack).",
 		}, []string{"reason"}),
 		batchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "station_relay_batch_duration_seconds", Help: "Time to claim, push and settle one batch.",
@@ -44,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) set(s Stats) {
+func (m *metrics) set(s workorder.Stats) {
 	m.pending.Set(float64(s.Pending))
 	m.oldestAge.Set(s.OldestPendingAgeSeconds)
 	m.dead.Set(float64(s.Dead))

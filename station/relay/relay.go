@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/expresshub/station/clients"
+	"github.com/expresshub/station/workorder"
 )
 
 // Pusher sends tracking events to the order center and returns one ack per
@@ -94,7 +94,7 @@ type Relay struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *metrics
-	outbox  *Outbox
+	outbox  *workorder.Outbox
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -107,7 +107,7 @@ func New(db *pgxpool.Pool, pusher Pusher, cfg Config, log *zap.Logger, reg prome
 		log = zap.NewNop()
 	}
 	return &Relay{db: db, pusher: pusher, cfg: cfg.withDefaults(), log: log, metrics: newMetrics(reg),
-		outbox: NewOutbox(db), rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		outbox: workorder.NewOutbox(db), rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 }
 
 // Run delivers until ctx ends. A batch in flight when ctx ends is finished
@@ -187,13 +187,6 @@ type BatchResult struct {
 	Dead      int // went dead in this batch
 }
 
-// row is one claimed outbox row.
-type row struct {
-	id       int64
-	attempts int
-	event    clients.TrackingEvent
-}
-
 // RunOnce claims, pushes and settles one batch. It is what Run loops over;
 // tests and benchmarks call it directly.
 func (r *Relay) RunOnce(ctx context.Context) (BatchResult, error) {
@@ -214,64 +207,23 @@ func (r *Relay) RunOnce(ctx context.Context) (BatchResult, error) {
 
 func (r *Relay) batch(ctx context.Context) (BatchResult, error) {
 	var res BatchResult
-	tx, err := r.db.Begin(ctx)
-	if err != nil {
-		return res, fmt.Errorf("relay: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	claimed, err := claim(ctx, tx, r.cfg.BatchSize)
-	if err != nil || len(claimed) == 0 {
-		return res, err
-	}
-	res.Claimed = len(claimed)
-	ready, err := inOrder(ctx, tx, claimed)
-	if err != nil {
-		return res, err
-	}
-	res.Pushed = len(ready)
-	if len(ready) == 0 {
-		return res, nil // every claimed row waits for an earlier event of its parcel
-	}
-
-	pushCtx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
-	defer cancel()
-	var delivered []int64
-	var failed []failure
 	var unavailable error
-	for chunk := range slices.Chunk(ready, MaxPush) {
-		acks, err := r.push(pushCtx, chunk)
-		if err != nil && isUnavailable(err) {
-			// Nothing is known about this chunk or the next ones: leave
-			// them pending, untouched, for when the order center is back.
-			unavailable = err
-			r.metrics.failed.WithLabelValues("unavailable").Add(float64(len(chunk)))
-			break
+	got, err := r.outbox.Deliver(ctx, r.cfg.BatchSize, func(ctx context.Context, ready []workorder.Claimed) workorder.Settlement {
+		var s workorder.Settlement
+		s, unavailable = r.send(ctx, ready)
+		res.Delivered = len(s.Delivered)
+		for _, f := range s.Failed {
+			if f.Dead {
+				res.Dead++
+			} else {
+				res.Failed++
+			}
 		}
-		d, f := r.settle(chunk, acks, err)
-		delivered, failed = append(delivered, d...), append(failed, f...)
-		if len(f) > 0 {
-			// A later chunk may hold later events of a parcel whose event
-			// just failed here; they wait for it.
-			break
-		}
-	}
-	if err := markDelivered(ctx, tx, delivered); err != nil {
-		return res, err
-	}
-	if err := markFailed(ctx, tx, failed); err != nil {
-		return res, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("relay: commit: %w", err)
-	}
-	res.Delivered = len(delivered)
-	for _, f := range failed {
-		if f.dead {
-			res.Dead++
-		} else {
-			res.Failed++
-		}
+		return s
+	})
+	res.Claimed, res.Pushed = got.Claimed, got.Ready
+	if err != nil {
+		return BatchResult{Claimed: res.Claimed, Pushed: res.Pushed}, fmt.Errorf("relay: %w", err)
 	}
 	r.metrics.delivered.Add(float64(res.Delivered))
 	r.metrics.deadLettered.Add(float64(res.Dead))
@@ -286,36 +238,130 @@ func (r *Relay) batch(ctx context.Context) (BatchResult, error) {
 	return res, nil
 }
 
-func (r *Relay) push(ctx context.Context, rows []row) ([]clients.EventAck, error) {
+// send pushes the ready rows in chunks and settles them. unavailable is
+// the error that stopped it when the order center was down: the rows of
+// that chunk and the later ones are left out of the settlement, untouched.
+func (r *Relay) send(ctx context.Context, ready []workorder.Claimed) (s workorder.Settlement, unavailable error) {
+	pushCtx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
+	defer cancel()
+	ready, s.Failed = r.unsendable(ready)
+	for chunk := range slices.Chunk(ready, MaxPush) {
+		acks, err := r.push(pushCtx, chunk)
+		if err != nil && isUnavailable(err) {
+			// Nothing is known about this chunk or the next ones: leave
+			// them pending, untouched, for when the order center is back.
+			r.metrics.failed.WithLabelValues("unavailable").Add(float64(len(chunk)))
+			return s, err
+		}
+		d, f := r.settle(chunk, acks, err)
+		s.Delivered, s.Failed = append(s.Delivered, d...), append(s.Failed, f...)
+		if len(f) > 0 {
+			// A later chunk may hold later events of a parcel whose event
+			// just failed here; they wait for it.
+			break
+		}
+	}
+	return s, nil
+}
+
+// unsendable splits off the rows that cannot be sent at all (a type with
+// no order center type): they are dead at once with the reason, and the
+// later events of their parcels are held back from this batch, as behind
+// any dead event.
+func (r *Relay) unsendable(ready []workorder.Claimed) ([]workorder.Claimed, []workorder.Failure) {
+	var dead []workorder.Failure
+	blocked := map[string]bool{}
+	out := ready[:0:0]
+	for _, c := range ready {
+		if blocked[c.TrackingNo] {
+			continue
+		}
+		if _, err := eventOf(c); err != nil {
+			blocked[c.TrackingNo] = true
+			dead = append(dead, workorder.Failure{ID: c.ID, Dead: true, Next: time.Now(), Err: truncate(err.Error(), 500)})
+			r.metrics.failed.WithLabelValues("unsendable").Inc()
+			r.log.Error("relay: event dead: its type has no order center type", zap.Int64("outbox_id", c.ID),
+				zap.String("event_id", c.EventID), zap.String("type", c.StoredType), zap.Error(err))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, dead
+}
+
+// eventTypeFor maps the station's event type to the order center's. The
+// switch covers every workorder.EventTypes() value (a test checks that each
+// maps, and that none reaches the order center as UNSPECIFIED); anything
+// else is an error, never a guess.
+func eventTypeFor(t workorder.EventType) (clients.EventType, error) {
+	switch t {
+	case workorder.EventArrived:
+		return clients.EventArrived, nil
+	case workorder.EventSorted:
+		return clients.EventSorted, nil
+	case workorder.EventException:
+		return clients.EventException, nil
+	case workorder.EventBagged:
+		return clients.EventBagged, nil
+	case workorder.EventUnbagged:
+		return clients.EventUnbagged, nil
+	case workorder.EventBagSealed:
+		return clients.EventBagSealed, nil
+	case workorder.EventDeparted:
+		return clients.EventDeparted, nil
+	case workorder.EventSorterConfirmed:
+		return clients.EventSorterConfirmed, nil
+	}
+	return "", fmt.Errorf("no order center event type for %q", t)
+}
+
+// eventOf is the order center's view of a claimed row; an error means the
+// row's type has no order center type and the event must not be sent.
+func eventOf(c workorder.Claimed) (clients.TrackingEvent, error) {
+	typ, err := eventTypeFor(c.Type)
+	if err != nil {
+		return clients.TrackingEvent{}, fmt.Errorf("unknown tracking event type %q: not sent (the order center would see UNSPECIFIED): %w",
+			c.StoredType, err)
+	}
+	e := clients.TrackingEvent{EventID: c.EventID, TrackingNo: c.TrackingNo, StationID: c.StationID,
+		Type: typ, OccurredAt: c.OccurredAt, PayloadJSON: c.PayloadJSON}
+	switch c.Actor.Kind {
+	case workorder.ActorSorter:
+		e.SorterID = c.Actor.ID
+	case workorder.ActorOperator:
+		e.OperatorID = c.Actor.ID
+	}
+	return e, nil
+}
+
+func (r *Relay) push(ctx context.Context, rows []workorder.Claimed) ([]clients.EventAck, error) {
 	events := make([]clients.TrackingEvent, len(rows))
 	for i, row := range rows {
-		events[i] = row.event
+		events[i], _ = eventOf(row) // unsendable rows never get here (send)
 	}
 	return r.pusher.PushTrackingEvents(ctx, events)
 }
 
-// failure is the new state of a row whose push did not deliver it.
-type failure struct {
-	id   int64
-	dead bool
-	next time.Time
-	err  string
-}
-
 // settle sorts a pushed chunk into delivered rows and failures.
-func (r *Relay) settle(rows []row, acks []clients.EventAck, pushErr error) ([]int64, []failure) {
+func (r *Relay) settle(rows []workorder.Claimed, acks []clients.EventAck, pushErr error) ([]int64, []workorder.Failure) {
 	byID := make(map[string]clients.EventAck, len(acks))
 	for _, a := range acks {
 		byID[a.EventID] = a
 	}
 	var delivered []int64
-	var failed []failure
+	var failed []workorder.Failure
 	now := time.Now()
 	for _, row := range rows {
-		a, ok := byID[row.event.EventID]
+		a, ok := byID[row.EventID]
 		var reason string
 		rejected := false
 		switch {
+		case pushErr != nil && isPermanent(pushErr):
+			// The order center refused the call as such: resending the
+			// same events will not change its mind.
+			rejected = true
+			reason = "push refused: " + pushErr.Error()
+			r.metrics.failed.WithLabelValues("refused").Inc()
 		case pushErr != nil:
 			reason = "push failed: " + pushErr.Error()
 			r.metrics.failed.WithLabelValues("error").Inc()
@@ -323,22 +369,34 @@ func (r *Relay) settle(rows []row, acks []clients.EventAck, pushErr error) ([]in
 			reason = "no acknowledgement for the event"
 			r.metrics.failed.WithLabelValues("no_ack").Inc()
 		case a.Delivered():
-			delivered = append(delivered, row.id)
+			delivered = append(delivered, row.ID)
 			continue
 		default:
 			rejected = a.Status == clients.AckRejected
 			reason = fmt.Sprintf("%s: %s", a.Status, a.Reason)
 			r.metrics.failed.WithLabelValues("rejected").Inc()
 		}
-		attempts := row.attempts + 1
+		attempts := row.Attempts + 1
 		dead := rejected || attempts >= r.cfg.MaxAttempts
-		failed = append(failed, failure{id: row.id, dead: dead, next: now.Add(r.backoff(attempts)), err: truncate(reason, 500)})
+		failed = append(failed, workorder.Failure{ID: row.ID, Dead: dead, Next: now.Add(r.backoff(attempts)), Err: truncate(reason, 500)})
 		if dead {
-			r.log.Warn("relay: event dead", zap.Int64("outbox_id", row.id), zap.String("event_id", row.event.EventID),
-				zap.String("tracking_no", row.event.TrackingNo), zap.Int("attempts", attempts), zap.String("reason", reason))
+			r.log.Warn("relay: event dead", zap.Int64("outbox_id", row.ID), zap.String("event_id", row.EventID),
+				zap.String("tracking_no", row.TrackingNo), zap.Int("attempts", attempts), zap.String("reason", reason))
 		}
 	}
 	return delivered, failed
+}
+
+// isPermanent reports failures that say the events themselves are refused:
+// InvalidArgument, FailedPrecondition or OutOfRange from the order center.
+// They go dead at once rather than after relay.max_attempts retries. (A
+// broker sink refuses single events itself, with a rejected ack.)
+func isPermanent(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return true
+	}
+	return false
 }
 
 // isUnavailable reports failures that say the order center is down or slow
@@ -352,132 +410,6 @@ func isUnavailable(err error) bool {
 		return true
 	}
 	return false
-}
-
-const claimSQL = `
-SELECT o.id, o.attempts, o.event_id::text, o.tracking_no, o.station_id, o.type, o.actor_id, w.actor_kind, o.occurred_at, o.payload::text
-  FROM tracking_outbox o JOIN work_orders w ON w.id = o.work_order_id
- WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-   -- Not behind an earlier event of the parcel that is dead or waiting for
-   -- its retry: such rows could not go anyway, and claiming them would let
-   -- them fill every batch and starve the rest.
-   AND NOT EXISTS (SELECT 1 FROM tracking_outbox e
-                    WHERE e.tracking_no = o.tracking_no AND e.id < o.id
-                      AND (e.status = 'dead' OR (e.status = 'pending' AND e.next_attempt_at > now())))
- ORDER BY o.id
- LIMIT $1
-   FOR UPDATE OF o SKIP LOCKED`
-
-// claim locks up to n due pending rows, oldest first, skipping rows other
-// relays hold.
-func claim(ctx context.Context, tx pgx.Tx, n int) ([]row, error) {
-	rows, err := tx.Query(ctx, claimSQL, n)
-	if err != nil {
-		return nil, fmt.Errorf("relay: claim: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (row, error) {
-		var r row
-		var typ, actor, kind string
-		err := cr.Scan(&r.id, &r.attempts, &r.event.EventID, &r.event.TrackingNo, &r.event.StationID, &typ, &actor, &kind,
-			&r.event.OccurredAt, &r.event.PayloadJSON)
-		r.event.Type = clients.EventType(typ)
-		switch kind {
-		case "sorter":
-			r.event.SorterID = actor
-		case "operator":
-			r.event.OperatorID = actor
-		}
-		return r, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("relay: claim: %w", err)
-	}
-	return out, nil
-}
-
-// inOrder keeps the claimed rows that may go now: for each parcel, the
-// claimed rows that form an unbroken prefix of its undelivered events. A
-// row behind an earlier event that this batch does not hold (another
-// relay has it, it waits for a retry, it is dead) waits; its lock is
-// released at commit.
-func inOrder(ctx context.Context, tx pgx.Tx, claimed []row) ([]row, error) {
-	mine := make(map[int64]struct{}, len(claimed))
-	parcels := make([]string, 0, len(claimed))
-	seen := make(map[string]struct{}, len(claimed))
-	var maxID int64
-	for _, c := range claimed {
-		mine[c.id] = struct{}{}
-		maxID = max(maxID, c.id)
-		if _, ok := seen[c.event.TrackingNo]; !ok {
-			seen[c.event.TrackingNo] = struct{}{}
-			parcels = append(parcels, c.event.TrackingNo)
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT tracking_no, id FROM tracking_outbox
-		WHERE tracking_no = ANY($1) AND status <> 'delivered' AND id <= $2 ORDER BY tracking_no, id`, parcels, maxID)
-	if err != nil {
-		return nil, fmt.Errorf("relay: parcel order: %w", err)
-	}
-	blocked := make(map[string]bool, len(parcels))
-	ok := make(map[int64]struct{}, len(claimed))
-	var no string
-	var id int64
-	_, err = pgx.ForEachRow(rows, []any{&no, &id}, func() error {
-		if blocked[no] {
-			return nil
-		}
-		if _, held := mine[id]; !held {
-			blocked[no] = true
-			return nil
-		}
-		ok[id] = struct{}{}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("relay: parcel order: %w", err)
-	}
-	ready := make([]row, 0, len(ok))
-	for _, c := range claimed {
-		if _, yes := ok[c.id]; yes {
-			ready = append(ready, c)
-		}
-	}
-	return ready, nil
-}
-
-func markDelivered(ctx context.Context, tx pgx.Tx, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE tracking_outbox SET status = 'delivered', delivered_at = now(), attempts = attempts + 1
-		WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return fmt.Errorf("relay: mark delivered: %w", err)
-	}
-	return nil
-}
-
-func markFailed(ctx context.Context, tx pgx.Tx, failed []failure) error {
-	if len(failed) == 0 {
-		return nil
-	}
-	ids := make([]int64, len(failed))
-	dead := make([]bool, len(failed))
-	next := make([]time.Time, len(failed))
-	errs := make([]string, len(failed))
-	for i, f := range failed {
-		ids[i], dead[i], next[i], errs[i] = f.id, f.dead, f.next, f.err
-	}
-	_, err := tx.Exec(ctx, `UPDATE tracking_outbox o
-		SET attempts = o.attempts + 1,
-		    status = CASE WHEN u.dead THEN 'dead' ELSE 'pending' END,
-		    next_attempt_at = u.next, last_error = u.err
-		FROM unnest($1::bigint[], $2::bool[], $3::timestamptz[], $4::text[]) AS u(id, dead, next, err)
-		WHERE o.id = u.id`, ids, dead, next, errs)
-	if err != nil {
-		return fmt.Errorf("relay: mark failed: %w", err)
-	}
-	return nil
 }
 
 func (r *Relay) refreshStats(ctx context.Context) {

@@ -13,6 +13,7 @@ import (
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/migrations/dbtest"
 	"github.com/expresshub/station/station/relay"
+	"github.com/expresshub/station/workorder"
 )
 
 func TestRelayDeliversEveryEventInParcelOrder(t *testing.T) {
@@ -193,7 +194,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := w.relay(relay.Config{MaxAttempts: 3})
-	outbox := relay.NewOutbox(w.db)
+	outbox := workorder.NewOutbox(w.db)
 	waitFor(t, "both events to go dead", func() bool {
 		if _, err := r.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
@@ -236,7 +237,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 		t.Fatalf("second retry: %v %v", redriven, err)
 	}
 	_, _, err = outbox.Retry(context.Background(), 1<<40, "ops-1")
-	if !errorsIs(err, relay.ErrNotFound) {
+	if !errorsIs(err, workorder.ErrEventNotFound) {
 		t.Fatalf("retry of a missing row: %v", err)
 	}
 	drain(t, r)
@@ -255,7 +256,7 @@ func TestRejectedEventIsDeadAtOnce(t *testing.T) {
 	if res.Dead != 1 || res.Delivered != 0 {
 		t.Fatalf("%+v", res)
 	}
-	dead, err := relay.NewOutbox(w.db).Dead(context.Background(), 0, 10)
+	dead, err := workorder.NewOutbox(w.db).Dead(context.Background(), 0, 10)
 	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "station_id") {
 		t.Fatalf("%+v %v", dead, err)
 	}
@@ -299,7 +300,7 @@ func TestShutdownFinishesOrReleasesTheBatch(t *testing.T) {
 }
 
 func TestOutboxStatsOnAnEmptyOutbox(t *testing.T) {
-	st, err := relay.NewOutbox(dbtest.Pool(t)).Stats(context.Background())
+	st, err := workorder.NewOutbox(dbtest.Pool(t)).Stats(context.Background())
 	if err != nil || st.Pending != 0 || st.Dead != 0 || st.OldestPendingAt != nil || st.OldestPendingAgeSeconds != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -318,4 +319,124 @@ func TestBatchLargerThanOnePushIsChunked(t *testing.T) {
 	if n := w.sim.Calls("PushTrackingEvents"); n != 2 {
 		t.Fatalf("%d pushes, want 2", n)
 	}
+}
+
+// TestPermanentPushErrorIsDeadAtOnce: a push the order center refuses as
+// such (InvalidArgument, FailedPrecondition) goes dead on its first
+// attempt with the error in last_error, not after max_attempts retries;
+// a bulk re-drive, once the cause is fixed, delivers it.
+func TestPermanentPushErrorIsDeadAtOnce(t *testing.T) {
+	for _, code := range []codes.Code{codes.InvalidArgument, codes.FailedPrecondition} {
+		t.Run(code.String(), func(t *testing.T) {
+			w := newWorld(t)
+			no := w.parcel()
+			w.record("SG-H01", no, "arrived")
+			if err := w.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: code}); err != nil {
+				t.Fatal(err)
+			}
+			r := w.relay(relay.Config{MaxAttempts: 10})
+			res, err := r.RunOnce(context.Background())
+			if err != nil || res.Dead != 1 || res.Failed != 0 {
+				t.Fatalf("%+v %v", res, err)
+			}
+			outbox := workorder.NewOutbox(w.db)
+			dead, err := outbox.Dead(context.Background(), 0, 10)
+			if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, code.String()) {
+				t.Fatalf("dead %+v %v", dead, err)
+			}
+			if err := w.sim.ClearFaults(""); err != nil {
+				t.Fatal(err)
+			}
+			n, err := outbox.RedriveDead(context.Background(), workorder.OpsAction{Actor: "ops-1", Reason: "order center fixed"})
+			if err != nil || n != 1 {
+				t.Fatalf("re-drive: %d %v", n, err)
+			}
+			drain(t, r)
+			w.checkDelivered([]string{no})
+			audit, err := outbox.Audit(context.Background(), 10)
+			if err != nil || len(audit) != 1 || audit[0].Action != "redrive" || audit[0].Actor != "ops-1" ||
+				audit[0].Changed != 1 || audit[0].EventIDs != nil || audit[0].Reason != "order center fixed" {
+				t.Fatalf("audit %+v %v", audit, err)
+			}
+		})
+	}
+}
+
+// TestFailingEventShowsItsErrorAndRetriesNowOnRequest: a transient
+// failure leaves the event pending with its error visible to ops; "retry
+// now" makes it due without waiting out its backoff, audited.
+func TestFailingEventShowsItsErrorAndRetriesNowOnRequest(t *testing.T) {
+	w := newWorld(t)
+	no, other := w.parcel(), w.parcel()
+	w.record("SG-H01", no, "arrived")
+	if err := w.sim.SetFault("PushTrackingEvents", sim.Fault{ErrorRate: 1, Code: codes.Internal}); err != nil {
+		t.Fatal(err)
+	}
+	r := w.relay(relay.Config{MaxAttempts: 10, BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	if res, err := r.RunOnce(context.Background()); err != nil || res.Failed != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	outbox := workorder.NewOutbox(w.db)
+	failing, err := outbox.Pending(context.Background(), 0, 10, true)
+	if err != nil || len(failing) != 1 || failing[0].Attempts != 1 || !strings.Contains(failing[0].LastError, "Internal") ||
+		!failing[0].NextAttemptAt.After(time.Now().Add(10*time.Minute)) {
+		t.Fatalf("failing %+v %v", failing, err)
+	}
+	if st, err := outbox.Stats(context.Background()); err != nil || st.Failing != 1 || st.Pending != 1 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if err := w.sim.ClearFaults(""); err != nil {
+		t.Fatal(err)
+	}
+	w.record("SG-H01", other, "arrived") // due now: not touched by retry now
+	if res, _ := r.RunOnce(context.Background()); res.Delivered != 1 {
+		t.Fatalf("the other parcel: %+v", res)
+	}
+	if res, _ := r.RunOnce(context.Background()); res.Claimed != 0 {
+		t.Fatalf("the failed event went before its backoff: %+v", res)
+	}
+	n, err := outbox.RetryNow(context.Background(), workorder.OpsAction{Actor: "ops-1", IDs: []int64{failing[0].ID}})
+	if err != nil || n != 1 {
+		t.Fatalf("retry now: %d %v", n, err)
+	}
+	if res, _ := r.RunOnce(context.Background()); res.Delivered != 1 {
+		t.Fatalf("after retry now: %+v", res)
+	}
+	w.checkDelivered([]string{no, other})
+	if n, err := outbox.RetryNow(context.Background(), workorder.OpsAction{Actor: "ops-1"}); err != nil || n != 0 {
+		t.Fatalf("second retry now: %d %v", n, err)
+	}
+	audit, err := outbox.Audit(context.Background(), 10)
+	if err != nil || len(audit) != 2 || audit[1].Action != "retry_now" || audit[1].Changed != 1 ||
+		len(audit[1].EventIDs) != 1 || audit[0].Changed != 0 || audit[0].EventIDs != nil {
+		t.Fatalf("audit %+v %v", audit, err)
+	}
+}
+
+// TestUnknownStoredTypeIsDeadWithAClearError: an outbox row whose type is
+// none of the station's event types (written by hand, by a newer version)
+// is never sent as UNSPECIFIED: it is dead at once with a reason naming the
+// type, its parcel's later events wait behind it, other parcels go on.
+func TestUnknownStoredTypeIsDeadWithAClearError(t *testing.T) {
+	w := newWorld(t)
+	no, other := w.parcel(), w.parcel()
+	w.record("SG-H01", no, "arrived")
+	if _, err := w.db.Exec(context.Background(), `UPDATE tracking_outbox SET type = 'teleported' WHERE tracking_no = $1`, no); err != nil {
+		t.Fatal(err)
+	}
+	w.record("SG-H01", no, "sorted")
+	w.record("SG-H01", other, "arrived")
+	r := w.relay(relay.Config{MaxAttempts: 10})
+	res := drain(t, r)
+	if res.Dead != 1 || res.Delivered != 1 {
+		t.Fatalf("%+v", res)
+	}
+	dead, err := workorder.NewOutbox(w.db).Dead(context.Background(), 0, 10)
+	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, `unknown tracking event type "teleported"`) {
+		t.Fatalf("dead %+v %v", dead, err)
+	}
+	if got := w.received(no); len(got) != 0 {
+		t.Fatalf("the order center got %v", got)
+	}
+	w.checkDelivered([]string{other})
 }

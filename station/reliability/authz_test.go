@@ -167,8 +167,12 @@ var authzMatrix = map[string]authzRow{
 	"GET /api/v1/ops/outbox":                  {access: "roles:ops", path: fixed("/api/v1/ops/outbox"), none: "ops act network-wide"},
 	"GET /api/v1/ops/outbox/dead":             {access: "roles:ops", path: fixed("/api/v1/ops/outbox/dead"), none: "ops act network-wide"},
 	"POST /api/v1/ops/outbox/dead/{id}/retry": {access: "roles:ops", path: fixed("/api/v1/ops/outbox/dead/1/retry"), none: "ops act network-wide"},
-	"/api/": {access: "public", path: fixed("/api/v1/no-such-endpoint"), none: "answers 404 to everyone"},
-	"/":     {access: "raw", path: fixed("/"), none: "static web UI assets; data comes through the API"},
+	"POST /api/v1/ops/outbox/dead/retry":      {access: "roles:ops", path: fixed("/api/v1/ops/outbox/dead/retry"), none: "ops act network-wide"},
+	"GET /api/v1/ops/outbox/pending":          {access: "roles:ops", path: fixed("/api/v1/ops/outbox/pending"), none: "ops act network-wide"},
+	"POST /api/v1/ops/outbox/pending/retry":   {access: "roles:ops", path: fixed("/api/v1/ops/outbox/pending/retry"), none: "ops act network-wide"},
+	"GET /api/v1/ops/outbox/audit":            {access: "roles:ops", path: fixed("/api/v1/ops/outbox/audit"), none: "ops act network-wide"},
+	"/api/":                                   {access: "public", path: fixed("/api/v1/no-such-endpoint"), none: "answers 404 to everyone"},
+	"/":                                       {access: "raw", path: fixed("/"), none: "static web UI assets; data comes through the API"},
 }
 
 // nameStation is B's operator trying to act at A by naming A's station in

@@ -674,6 +674,41 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 			t.Fatalf("event %d not re-driven by ops1", id)
 		}
 	})
+
+	t.Run("OpsRelayShowsFailingEventsAndActsInBulk", func(t *testing.T) {
+		var failing, dead int64
+		err := st.App.DB().QueryRow(context.Background(), `UPDATE tracking_outbox SET status = 'pending', attempts = 3,
+			next_attempt_at = now() + interval '1 hour', last_error = 'push failed: Internal: boom'
+			WHERE id = (SELECT max(id) FROM tracking_outbox) RETURNING id`).Scan(&failing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.App.DB().QueryRow(context.Background(), `UPDATE tracking_outbox SET status = 'dead', attempts = 1,
+			last_error = 'push refused: FailedPrecondition' WHERE id = (SELECT max(id) FROM tracking_outbox WHERE id < $1) RETURNING id`, failing).Scan(&dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := b.tab(t)
+		tb.login("/ops", "ops1")
+		tb.view("relay")
+		row := fmt.Sprintf(`#relay-failing tr[data-id="%d"]`, failing)
+		tb.wait("the failing event with its error", fmt.Sprintf(`(document.querySelector(%q) || {textContent: ''}).textContent.includes('Internal: boom')`, row))
+		tb.do(chromedp.SendKeys(chromedp.ID("relay-reason"), "order center fixed"))
+		tb.do(chromedp.Click(chromedp.ID("relay-retry-now")))
+		tb.wait("retry now", `document.getElementById('relay-msg').textContent.includes('will be sent now')`)
+		tb.do(chromedp.Click(chromedp.ID("relay-redrive-all")))
+		tb.wait("the bulk re-drive", `document.getElementById('relay-msg').textContent.includes('pending again')`)
+		if n := st.Count(`SELECT count(*) FROM tracking_outbox WHERE id = $1 AND (status <> 'pending' OR next_attempt_at <= now())`, failing); n != 1 {
+			t.Fatalf("event %d still waits for its backoff", failing)
+		}
+		if n := st.Count(`SELECT count(*) FROM tracking_outbox WHERE id = $1 AND status <> 'dead' AND redriven_by = 'ops1'`, dead); n != 1 {
+			t.Fatalf("event %d not re-driven by ops1", dead)
+		}
+		if n := st.Count(`SELECT count(*) FROM outbox_audit WHERE actor = 'ops1' AND reason = 'order center fixed'
+			AND event_ids IS NULL AND changed >= 1 AND action IN ('retry_now', 'redrive')`); n != 2 {
+			t.Fatalf("%d audited bulk actions, want 2", n)
+		}
+	})
 }
 
 // warmUp sorts one parcel through the API until the downstream

@@ -1,6 +1,8 @@
 // The tracking relay panel: how much is waiting, how old the oldest event
-// is, and the dead letters with a re-drive button each. It refreshes itself
-// while it is on screen.
+// is, the pending events that failed with their last error ("retry now"),
+// and the dead letters with a re-drive button each and one for all. Every
+// action is audited with the reason typed in the panel. It refreshes
+// itself while it is on screen.
 
 import {unavailable} from './api.js';
 import {$, el, clear, msg, dateTime, hhmmss, labelCells} from './dom.js';
@@ -12,6 +14,24 @@ export class RelayView {
     this.ctx = ctx;
     this.timer = 0;
     $('relay-refresh').addEventListener('click', () => this.load());
+    $('relay-retry-now').addEventListener('click', () => this.bulk('/api/v1/ops/outbox/pending/retry', null,
+      (d) => `${d.retried} pending event(s) will be sent now.`));
+    $('relay-redrive-all').addEventListener('click', () => this.bulk('/api/v1/ops/outbox/dead/retry', null,
+      (d) => `${d.redriven} dead letter(s) are pending again.`));
+  }
+
+  // bulk posts an audited outbox action (ids null: every eligible event).
+  async bulk(path, ids, said) {
+    const body = {reason: $('relay-reason').value.trim()};
+    if (ids) body.ids = ids;
+    const a = await this.ctx.api.post(path, body);
+    const box = $('relay-msg');
+    if (!a.ok) {
+      msg(box, 'bad', (a.error && a.error.message) || 'The action failed.', a.error && a.error.code);
+      return;
+    }
+    msg(box, 'ok', said(a.data));
+    this.load();
   }
 
   activate() {
@@ -44,7 +64,25 @@ export class RelayView {
     box.append(
       stat('Pending', String(s.pending)),
       stat('Oldest pending', s.pending ? age(s.oldest_pending_age_seconds) : '–', s.oldest_pending_age_seconds > 300 ? 'bad' : ''),
+      stat('Failing', String(s.failing || 0), s.failing > 0 ? 'bad' : ''),
       stat('Dead letters', String(s.dead), s.dead > 0 ? 'bad' : 'ok'));
+    const fbody = clear($('relay-failing').tBodies[0]);
+    const failing = s.failing_events || [];
+    if (!failing.length) fbody.append(el('tr', {}, el('td', {colspan: 8, class: 'hint'}, 'No failing events.')));
+    for (const e of failing) {
+      fbody.append(el('tr', {dataset: {id: String(e.id)}},
+        el('td', {class: 'num'}, String(e.id)),
+        el('td', {class: 'mono'}, e.tracking_no),
+        el('td', {}, e.type),
+        el('td', {}, e.station_id),
+        el('td', {class: 'num'}, String(e.attempts)),
+        el('td', {}, dateTime(e.next_attempt_at)),
+        el('td', {}, e.last_error || ''),
+        el('td', {}, el('button', {type: 'button', class: 'small', 'aria-label': `Retry event ${e.id} now`,
+          onclick: () => this.bulk('/api/v1/ops/outbox/pending/retry', [e.id],
+            (d) => d.retried ? `Event ${e.id} will be sent now.` : `Event ${e.id} was not waiting; nothing changed.`)}, 'Retry now'))));
+    }
+    labelCells($('relay-failing'));
     $('relay-updated').textContent = 'updated ' + hhmmss(new Date());
     const tbody = clear($('relay-dead').tBodies[0]);
     const events = dead.ok ? dead.data.events || [] : [];
