@@ -26,13 +26,16 @@ func (s BagStatus) Valid() bool { return s == BagOpen || s == BagSealed || s == 
 // Bag is one bag of a station, for one next hop. Its methods enforce its
 // rules; the store only persists what they allowed.
 type Bag struct {
-	ID        string     `json:"bag_id"`
-	StationID string     `json:"station_id"`
-	NextHop   string     `json:"next_hop"`
-	Status    BagStatus  `json:"status"`
-	ItemCount int        `json:"item_count"`
-	Items     []string   `json:"items,omitempty"` // tracking numbers in the order added; empty in lists
-	WeightG   int        `json:"weight_g,omitempty"`
+	ID        string    `json:"bag_id"`
+	StationID string    `json:"station_id"`
+	NextHop   string    `json:"next_hop"`
+	Status    BagStatus `json:"status"`
+	ItemCount int       `json:"item_count"`
+	Items     []string  `json:"items,omitempty"`    // tracking numbers in the order added; empty in lists
+	WeightG   int       `json:"weight_g,omitempty"` // sealed: the gross weight weighed
+	// ContentsG is what its parcels weigh by their waybills (0 where a
+	// parcel's weight was not known).
+	ContentsG int        `json:"contents_g"`
 	OpenedBy  string     `json:"opened_by"`
 	OpenedAt  time.Time  `json:"opened_at"`
 	SealedBy  string     `json:"sealed_by,omitempty"`

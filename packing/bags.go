@@ -19,6 +19,9 @@ const (
 	OpBagAdd    = "bag_add"
 	OpBagRemove = "bag_remove"
 	OpBagSeal   = "bag_seal"
+	// A bag hung under a sorter's chute, and taken down.
+	OpChuteBind   = "chute_bind"
+	OpChuteUnbind = "chute_unbind"
 )
 
 // Open opens a bag at the actor's station for one next hop. The bag id
@@ -108,24 +111,14 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 			return ItemChange{}, workorder.Order{}, err
 		}
 		// The partial unique index is the final word across instances: a
-		// concurrent add of the same parcel to another bag waits here for
+		// concurrent add of the same parcel to another bag waits there for
 		// that transaction and then inserts nothing.
-		tag, err := tx.Exec(ctx,
-			`INSERT INTO bag_items (bag_id, tracking_no, station_id, added_by, added_at) VALUES ($1, $2, $3, $4, $5)
-			 ON CONFLICT (tracking_no) WHERE NOT departed DO NOTHING`,
-			b.ID, no, act.StationID, act.OperatorID, now.UTC())
+		grams, err := s.putItem(ctx, tx, b, no, act.OperatorID, p.State.WeightG)
 		if err != nil {
-			return ItemChange{}, workorder.Order{}, fmt.Errorf("packing: insert item: %w", err)
+			return ItemChange{}, workorder.Order{}, err
 		}
-		if tag.RowsAffected() == 0 {
-			other, elsewhere, err := holder(ctx, tx, act.StationID, no)
-			if err != nil {
-				return ItemChange{}, workorder.Order{}, err
-			}
-			p.State.BagID, p.InBagElsewhere = other, elsewhere
-			return ItemChange{}, workorder.Order{}, p.alreadyBagged()
-		}
-		if err := setItemCount(ctx, tx, b); err != nil {
+		b.ContentsG += grams
+		if err := setContents(ctx, tx, b); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		ch := ItemChange{WorkOrderID: id.String(), BagID: b.ID, TrackingNo: no, Action: "added",
@@ -134,7 +127,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 			TrackingNo: no, Type: workorder.EventBagged, OccurredAt: now,
 			Payload: map[string]any{"bag_id": b.ID, "next_hop": b.NextHop},
 		}}, Moves: []workorder.Move{{Op: workorder.OpBagAdd, TrackingNo: no, To: workorder.StateBagged,
-			NextHop: p.State.NextHop, Chute: p.State.Chute, BagID: b.ID}}}, nil
+			NextHop: p.State.NextHop, Chute: p.State.Chute, BagID: b.ID, WeightG: p.State.WeightG}}}, nil
 	}))
 }
 
@@ -159,10 +152,13 @@ func (s *Service) RemoveItem(ctx context.Context, act Actor, bagID, trackingNo, 
 		if err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM bag_items WHERE bag_id = $1 AND tracking_no = $2`, b.ID, no); err != nil {
+		var grams int
+		if err := tx.QueryRow(ctx, `DELETE FROM bag_items WHERE bag_id = $1 AND tracking_no = $2 RETURNING weight_g`, b.ID, no).
+			Scan(&grams); err != nil {
 			return ItemChange{}, workorder.Order{}, fmt.Errorf("packing: delete item: %w", err)
 		}
-		if err := setItemCount(ctx, tx, b); err != nil {
+		b.ContentsG = max(b.ContentsG-grams, 0)
+		if err := setContents(ctx, tx, b); err != nil {
 			return ItemChange{}, workorder.Order{}, err
 		}
 		ch := ItemChange{WorkOrderID: id.String(), BagID: b.ID, TrackingNo: no, Action: "removed",
@@ -194,7 +190,8 @@ func (s *Service) Seal(ctx context.Context, act Actor, bagID string, weightG int
 			return Bag{}, workorder.Order{}, err
 		}
 		if _, err := tx.Exec(ctx,
-			`UPDATE bags SET status = 'sealed', weight_g = $2, sealed_by = $3, sealed_at = $4 WHERE id = $1`,
+			`WITH unbound AS (DELETE FROM chute_bags WHERE bag_id = $1)
+			 UPDATE bags SET status = 'sealed', weight_g = $2, sealed_by = $3, sealed_at = $4 WHERE id = $1`,
 			b.ID, b.WeightG, b.SealedBy, *b.SealedAt); err != nil {
 			return Bag{}, workorder.Order{}, fmt.Errorf("packing: seal bag: %w", err)
 		}
@@ -243,11 +240,11 @@ func (s *Service) Bags(ctx context.Context, stationID string, status BagStatus) 
 	return bags, nil
 }
 
-const bagColumns = `id, station_id, next_hop, status, item_count, coalesce(weight_g, 0), opened_by, opened_at, coalesce(sealed_by, ''), sealed_at`
+const bagColumns = `id, station_id, next_hop, status, item_count, coalesce(weight_g, 0), contents_g, opened_by, opened_at, coalesce(sealed_by, ''), sealed_at`
 
 func scanBag(row pgx.CollectableRow) (Bag, error) {
 	var b Bag
-	err := row.Scan(&b.ID, &b.StationID, &b.NextHop, &b.Status, &b.ItemCount, &b.WeightG,
+	err := row.Scan(&b.ID, &b.StationID, &b.NextHop, &b.Status, &b.ItemCount, &b.WeightG, &b.ContentsG,
 		&b.OpenedBy, &b.OpenedAt, &b.SealedBy, &b.SealedAt)
 	b.OpenedAt = b.OpenedAt.UTC()
 	if b.SealedAt != nil {
@@ -308,13 +305,6 @@ func bagItems(ctx context.Context, q querier, bagID string) ([]string, error) {
 		return nil, fmt.Errorf("packing: bag items: %w", err)
 	}
 	return items, nil
-}
-
-func setItemCount(ctx context.Context, tx pgx.Tx, b *Bag) error {
-	if _, err := tx.Exec(ctx, `UPDATE bags SET item_count = $2 WHERE id = $1`, b.ID, b.ItemCount); err != nil {
-		return fmt.Errorf("packing: item count: %w", err)
-	}
-	return nil
 }
 
 // follow moves every parcel of the bags along with them (sealed with

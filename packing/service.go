@@ -37,7 +37,9 @@ type Service struct {
 	bagIDs BagIDs
 	trips  Trips
 	limits WeightLimits
-	now    func() time.Time
+	// bagLimits are the default limits of a bag under a chute.
+	bagLimits BagLimits
+	now       func() time.Time
 }
 
 // Option adjusts a Service.
@@ -46,13 +48,17 @@ type Option func(*Service)
 // WithWeightLimits replaces DefaultWeightLimits.
 func WithWeightLimits(l WeightLimits) Option { return func(s *Service) { s.limits = l } }
 
+// WithBagLimits replaces DefaultBagLimits, the limits of a bag under a
+// chute at stations without their own.
+func WithBagLimits(l BagLimits) Option { return func(s *Service) { s.bagLimits = l } }
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // New builds the service. bagIDs and trips are the container and linehaul
 // clients.
 func New(db *pgxpool.Pool, bagIDs BagIDs, trips Trips, opts ...Option) *Service {
-	s := &Service{db: db, bagIDs: bagIDs, trips: trips, limits: DefaultWeightLimits, now: time.Now}
+	s := &Service{db: db, bagIDs: bagIDs, trips: trips, limits: DefaultWeightLimits, bagLimits: DefaultBagLimits, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}

@@ -43,9 +43,12 @@ type Result struct {
 	Flow        string            `json:"flow"`
 	FlowVersion int               `json:"flow_version"`
 	Degraded    []dag.Degradation `json:"degraded"`
-	WorkOrderID string            `json:"work_order_id"`
-	SortedAt    time.Time         `json:"sorted_at"`
-	Trace       *dag.Trace        `json:"trace,omitempty"`
+	// WeightG is the parcel's weight by its waybill, when the flow read it:
+	// what a bag under its chute will carry.
+	WeightG     int        `json:"weight_g,omitempty"`
+	WorkOrderID string     `json:"work_order_id"`
+	SortedAt    time.Time  `json:"sorted_at"`
+	Trace       *dag.Trace `json:"trace,omitempty"`
 }
 
 // Outcome is a sort's answer: the result and the stored body, returned
@@ -173,6 +176,11 @@ func (s *Service) run(ctx context.Context, flow *Flow, stationID string, tn iden
 	if run != nil && len(run.Degraded) > 0 {
 		res.Degraded = run.Degraded
 	}
+	if run != nil {
+		if wb, ok := dag.Output(run, KeyWaybill); ok {
+			res.WeightG = int(wb.WeightG)
+		}
+	}
 	if err == nil {
 		hop, _ := dag.Output(run, KeyNextHop)
 		chute, _ := dag.Output(run, KeyChute)
@@ -262,7 +270,7 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	}
 	outcome, eventType, payload := "ok", workorder.EventSorted, map[string]any{"chute": res.Chute, "flow": res.Flow, "flow_version": res.FlowVersion}
 	var hop, excCode, excReason *string
-	move := workorder.Move{Op: workorder.OpSort, TrackingNo: res.TrackingNo, To: workorder.StateSorted, Chute: res.Chute}
+	move := workorder.Move{Op: workorder.OpSort, TrackingNo: res.TrackingNo, To: workorder.StateSorted, Chute: res.Chute, WeightG: res.WeightG}
 	if res.NextHop != nil {
 		hop = res.NextHop
 		payload["next_hop"] = *res.NextHop

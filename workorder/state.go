@@ -40,8 +40,9 @@ type Parcel struct {
 	BagID         string    `json:"bag_id,omitempty"`
 	HandoverID    string    `json:"handover_id,omitempty"`
 	ExceptionCode string    `json:"exception_code,omitempty"`
-	WorkOrderID   uuid.UUID `json:"work_order_id"`    // the operation that put it in this state
-	VisitStarted  time.Time `json:"visit_started_at"` // when this visit began
+	WeightG       int       `json:"weight_g,omitempty"` // from the waybill, when a sort knew it
+	WorkOrderID   uuid.UUID `json:"work_order_id"`      // the operation that put it in this state
+	VisitStarted  time.Time `json:"visit_started_at"`   // when this visit began
 	VisitOrderID  uuid.UUID `json:"visit_work_order_id"`
 	UpdatedAt     time.Time `json:"updated_at"`
 }

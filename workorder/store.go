@@ -209,14 +209,59 @@ func (tx *Tx) ParcelsInBag(ctx context.Context, bagIDs ...string) ([]Parcel, err
 	return pgx.CollectRows(rows, scanParcel)
 }
 
+// ParcelsAtChute are the parcels of the transaction's station that were
+// sorted into chute and are in no bag yet, oldest first, locked like Parcel.
+func (tx *Tx) ParcelsAtChute(ctx context.Context, chute int) ([]Parcel, error) {
+	rows, err := tx.Query(ctx, `SELECT tracking_no FROM parcel_states WHERE station_id = $1 AND chute = $2 AND state = 'sorted'
+		ORDER BY updated_at, tracking_no LIMIT 10000`, tx.StationID, chute)
+	if err != nil {
+		return nil, fmt.Errorf("workorder: parcels at chute %d: %w", chute, err)
+	}
+	tns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(tns) == 0 {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, lockParcelsSQL, tns); err != nil {
+		return nil, fmt.Errorf("workorder: lock parcels: %w", err)
+	}
+	rows, err = tx.Query(ctx, `SELECT `+parcelColumns+` FROM parcel_states WHERE station_id = $1 AND tracking_no = ANY($2)
+		AND chute = $3 AND state = 'sorted' ORDER BY updated_at, tracking_no FOR UPDATE`, tx.StationID, tns, chute)
+	if err != nil {
+		return nil, fmt.Errorf("workorder: parcels at chute %d: %w", chute, err)
+	}
+	return pgx.CollectRows(rows, scanParcel)
+}
+
+// Unbagged are a station's parcels sorted into a chute and in no bag (at
+// most limit), and how many there are per chute.
+func Unbagged(ctx context.Context, q Rows, stationID string, limit int) ([]Parcel, error) {
+	rows, err := q.Query(ctx, `SELECT `+parcelColumns+` FROM parcel_states WHERE station_id = $1 AND state = 'sorted'
+		AND chute IS NOT NULL ORDER BY chute, updated_at LIMIT $2`, stationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("workorder: unbagged parcels: %w", err)
+	}
+	return pgx.CollectRows(rows, scanParcel)
+}
+
+// PutAside are a station's parcels put aside as exceptions and not dealt
+// with since (at most limit), oldest first.
+func PutAside(ctx context.Context, q Rows, stationID string, limit int) ([]Parcel, error) {
+	rows, err := q.Query(ctx, `SELECT `+parcelColumns+` FROM parcel_states WHERE station_id = $1 AND state = 'exception'
+		ORDER BY updated_at LIMIT $2`, stationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("workorder: parcels put aside: %w", err)
+	}
+	return pgx.CollectRows(rows, scanParcel)
+}
+
 const parcelColumns = `station_id, tracking_no, visit, state, coalesce(next_hop, ''), coalesce(chute, 0), coalesce(bag_id, ''),
-	coalesce(handover_id, ''), coalesce(exception_code, ''), work_order_id, visit_started_at, visit_work_order_id, updated_at`
+	coalesce(handover_id, ''), coalesce(exception_code, ''), weight_g, work_order_id, visit_started_at, visit_work_order_id, updated_at`
 
 func scanParcel(row pgx.CollectableRow) (Parcel, error) {
 	var p Parcel
 	var state string
 	err := row.Scan(&p.StationID, &p.TrackingNo, &p.Visit, &state, &p.NextHop, &p.Chute, &p.BagID, &p.HandoverID,
-		&p.ExceptionCode, &p.WorkOrderID, &p.VisitStarted, &p.VisitOrderID, &p.UpdatedAt)
+		&p.ExceptionCode, &p.WeightG, &p.WorkOrderID, &p.VisitStarted, &p.VisitOrderID, &p.UpdatedAt)
 	p.State = State(state)
 	p.VisitStarted, p.UpdatedAt = p.VisitStarted.UTC(), p.UpdatedAt.UTC()
 	return p, err
@@ -335,13 +380,14 @@ func asRefusal(err error, o Order) error {
 		BagID         string `json:"bag_id"`
 		HandoverID    string `json:"handover_id"`
 		ExceptionCode string `json:"exception_code"`
+		WeightG       int    `json:"weight_g"`
 		WorkOrderID   string `json:"work_order_id"`
 		VisitStarted  string `json:"visit_started_at"`
 		VisitOrderID  string `json:"visit_work_order_id"`
 	}
 	_ = json.Unmarshal([]byte(pg.Detail), &row)
 	p := Parcel{StationID: o.StationID, TrackingNo: row.TrackingNo, Visit: row.Visit, State: State(row.State),
-		NextHop: row.NextHop, Chute: row.Chute, BagID: row.BagID, HandoverID: row.HandoverID, ExceptionCode: row.ExceptionCode}
+		NextHop: row.NextHop, Chute: row.Chute, BagID: row.BagID, HandoverID: row.HandoverID, ExceptionCode: row.ExceptionCode, WeightG: row.WeightG}
 	p.WorkOrderID, _ = uuid.Parse(row.WorkOrderID)
 	p.VisitOrderID, _ = uuid.Parse(row.VisitOrderID)
 	p.VisitStarted, _ = time.Parse(time.RFC3339Nano, row.VisitStarted)

@@ -54,6 +54,11 @@ type Order struct {
 	Events      []Event
 	// At is when the operation happened, for the parcels' state; zero: now.
 	At time.Time
+	// Also are operations that happened because of this one, recorded in
+	// the same transaction with their own work orders (a parcel the sorter
+	// confirmed into a chute goes into the chute's bag). Their scan ids
+	// derive from this one's, so a replay of this one replays them too.
+	Also []Order
 	// Moves are the parcels' state changes, written with the work order
 	// after the state matrix allowed them (see Check).
 	Moves []Move
@@ -72,6 +77,7 @@ type Move struct {
 	BagID         string
 	HandoverID    string
 	ExceptionCode string
+	WeightG       int // from the waybill; 0 keeps the weight already known
 }
 
 // Event is one tracking event for the order center.
@@ -199,6 +205,14 @@ func queueRecord(batch *pgx.Batch, o Order) error {
 		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
 		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads)
 	queueMoves(batch, o)
+	for _, also := range o.Also {
+		if also.At.IsZero() {
+			also.At = o.At
+		}
+		if err := queueRecord(batch, also); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -233,8 +247,8 @@ func queueMoves(batch *pgx.Batch, o Order) {
 		if m.Chute != 0 {
 			chute = &m.Chute
 		}
-		batch.Queue(`SELECT parcel_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			o.StationID, m.TrackingNo, o.ID, string(m.Op), to, hop, chute, bag, handover, exc, refuseStates, refuseCodes, at)
+		batch.Queue(`SELECT parcel_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			o.StationID, m.TrackingNo, o.ID, string(m.Op), to, hop, chute, bag, handover, exc, m.WeightG, refuseStates, refuseCodes, at)
 	}
 }
 

@@ -11,6 +11,7 @@ CREATE TABLE parcel_states (
     bag_id              text,
     handover_id         text,
     exception_code      text,
+    weight_g            integer NOT NULL DEFAULT 0, -- from the waybill, when a sort knew it
     work_order_id       uuid NOT NULL,
     visit_started_at    timestamptz NOT NULL,
     visit_work_order_id uuid NOT NULL,
@@ -45,7 +46,7 @@ CREATE INDEX parcel_state_history_parcel ON parcel_state_history (tracking_no, s
 -- +goose StatementBegin
 CREATE FUNCTION parcel_step(p_station text, p_tn text, p_wo uuid, p_op text, p_state text,
                             p_next_hop text, p_chute integer, p_bag text, p_handover text, p_exception text,
-                            p_refuse_states text[], p_refuse_codes text[], p_at timestamptz)
+                            p_weight integer, p_refuse_states text[], p_refuse_codes text[], p_at timestamptz)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     cur parcel_states%ROWTYPE;
@@ -67,12 +68,15 @@ BEGIN
         cur.visit_work_order_id := p_wo;
     END IF;
     INSERT INTO parcel_states AS s (station_id, tracking_no, visit, state, next_hop, chute, bag_id, handover_id,
-                                    exception_code, work_order_id, visit_started_at, visit_work_order_id, updated_at)
-    VALUES (p_station, p_tn, cur.visit, p_state, p_next_hop, p_chute, p_bag, p_handover, p_exception, p_wo,
+                                    exception_code, weight_g, work_order_id, visit_started_at, visit_work_order_id, updated_at)
+    VALUES (p_station, p_tn, cur.visit, p_state, p_next_hop, p_chute, p_bag, p_handover, p_exception,
+            -- a move that does not know the weight keeps the one known
+            CASE WHEN coalesce(p_weight, 0) > 0 THEN p_weight ELSE coalesce(cur.weight_g, 0) END, p_wo,
             cur.visit_started_at, cur.visit_work_order_id, p_at)
     ON CONFLICT (station_id, tracking_no) DO UPDATE SET
         visit = EXCLUDED.visit, state = EXCLUDED.state, next_hop = EXCLUDED.next_hop, chute = EXCLUDED.chute,
         bag_id = EXCLUDED.bag_id, handover_id = EXCLUDED.handover_id, exception_code = EXCLUDED.exception_code,
+        weight_g = EXCLUDED.weight_g,
         work_order_id = EXCLUDED.work_order_id, visit_started_at = EXCLUDED.visit_started_at,
         visit_work_order_id = EXCLUDED.visit_work_order_id, updated_at = EXCLUDED.updated_at;
     INSERT INTO parcel_state_history (station_id, tracking_no, visit, op, state, next_hop, chute, bag_id, handover_id,
