@@ -2,7 +2,6 @@ package packing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -90,7 +89,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 	}
 	bagID = strings.TrimSpace(bagID)
 	hash := workorder.RequestHash(OpBagAdd, bagID, no)
-	return answerRepeat(write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (ItemChange, workorder.Order, error) {
+	return write(ctx, s, act, scanID, hash, func(ctx context.Context, tx *workorder.Tx) (ItemChange, workorder.Order, error) {
 		id, now := tx.ID, tx.Now
 		b, err := lockBag(ctx, tx, act.StationID, bagID, false)
 		if err != nil {
@@ -105,7 +104,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 		}
 		if err := b.Add(p); err != nil {
 			if errors.Is(err, errAlreadyInThisBag) {
-				return ItemChange{}, workorder.Order{}, &repeat[ItemChange]{ItemChange{BagID: b.ID, TrackingNo: no,
+				return ItemChange{}, workorder.Order{}, &workorder.Repeat[ItemChange]{Value: ItemChange{BagID: b.ID, TrackingNo: no,
 					Action: "already_in_this_bag", NextHop: b.NextHop, ItemCount: b.ItemCount, At: p.State.UpdatedAt}}
 			}
 			return ItemChange{}, workorder.Order{}, err
@@ -128,7 +127,7 @@ func (s *Service) AddItem(ctx context.Context, act Actor, bagID, trackingNo, sca
 			Payload: map[string]any{"bag_id": b.ID, "next_hop": b.NextHop},
 		}}, Moves: []workorder.Move{{Op: workorder.OpBagAdd, TrackingNo: no, To: workorder.StateBagged,
 			NextHop: p.State.NextHop, Chute: p.State.Chute, BagID: b.ID, WeightG: p.State.WeightG}}}, nil
-	}))
+	})
 }
 
 // RemoveItem takes a parcel out of an open bag of the actor's station.
@@ -320,25 +319,6 @@ func follow(ctx context.Context, tx *workorder.Tx, op workorder.Op, to workorder
 			BagID: p.BagID, HandoverID: handoverID})
 	}
 	return moves, nil
-}
-
-// repeat is what a change returns for a repeat of what already happened:
-// nothing is recorded, and the caller answers value.
-type repeat[T any] struct{ value T }
-
-func (r *repeat[T]) Error() string { return "repeat" }
-
-// answerRepeat turns a repeat into its answer.
-func answerRepeat[T any](r Receipt[T], err error) (Receipt[T], error) {
-	rep, ok := errors.AsType[*repeat[T]](err)
-	if !ok {
-		return r, err
-	}
-	body, merr := json.Marshal(rep.value)
-	if merr != nil {
-		return r, merr
-	}
-	return Receipt[T]{Value: rep.value, Body: body}, nil
 }
 
 // holder is the open or sealed bag that holds the parcel, "" if none.

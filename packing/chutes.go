@@ -153,7 +153,7 @@ func (s *Service) BindTx(ctx context.Context, tx *workorder.Tx, operator string,
 	}
 	switch {
 	case there == b.ID:
-		return ChuteBinding{}, workorder.Order{}, &repeat[ChuteBinding]{res}
+		return ChuteBinding{}, workorder.Order{}, &workorder.Repeat[ChuteBinding]{Value: res}
 	case there != "":
 		return ChuteBinding{}, workorder.Order{}, ErrChuteHasBag.With(map[string]any{"chute": chute, "bag_id": there},
 			"bag %s hangs under chute %d; seal or unbind it first", there, chute)

@@ -134,6 +134,14 @@ func Transact[T any](ctx context.Context, db TxBeginner, req Request, fn Change[
 	}
 	wtx := &Tx{Tx: tx, ID: NewID(), Now: now, StationID: req.StationID}
 	v, o, err := fn(ctx, wtx)
+	if rep, ok := errors.AsType[*Repeat[T]](err); ok {
+		body, err := json.Marshal(rep.Value)
+		if err != nil {
+			return Receipt[T]{}, fmt.Errorf("workorder: encode %s answer: %w", req.Type, err)
+		}
+		_ = tx.Rollback(ctx)
+		return Receipt[T]{Value: rep.Value, Body: body}, nil
+	}
 	if err != nil {
 		return Receipt[T]{}, err
 	}
@@ -167,6 +175,13 @@ func Transact[T any](ctx context.Context, db TxBeginner, req Request, fn Change[
 	}
 	return Receipt[T]{Value: v, Body: body}, nil
 }
+
+// Repeat is what a Change returns when what it was asked already happened
+// (a parcel scanned into the bag it is in): nothing is recorded, and
+// Transact answers Value.
+type Repeat[T any] struct{ Value T }
+
+func (r *Repeat[T]) Error() string { return "workorder: a repeat of what already happened" }
 
 // TxBeginner is a pool.
 type TxBeginner interface {
