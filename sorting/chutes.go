@@ -128,6 +128,15 @@ type StoredChuteMap struct {
 
 // ChuteStore keeps chute maps in PostgreSQL with a short in-process cache:
 // the map is read on every sort, changed a few times a day.
+//
+// Once a station's map has been read, Get never waits for PostgreSQL
+// again: past the TTL it answers the last good map at once and refreshes
+// it in the background (stale-while-revalidate), and while PostgreSQL is
+// out of reach it keeps answering that map (stale-while-error), trying
+// again once a TTL. The belt must get a chute whatever the database does,
+// and a map a few seconds old routes parcels exactly as it did a moment
+// ago. Only a station whose map was never read waits, within the caller's
+// deadline.
 type ChuteStore struct {
 	db  *pgxpool.Pool
 	ttl time.Duration
@@ -145,8 +154,21 @@ type ChuteStore struct {
 
 type cachedMap struct {
 	m       StoredChuteMap
-	fetched time.Time
+	fetched time.Time // when m was read
+	failed  time.Time // when a refresh of m last failed; zero: none since fetched
 }
+
+// due reports whether the entry should be refreshed: it is past its TTL,
+// and no refresh failed within the last TTL (a database that is out is
+// asked once a TTL, not on every call).
+func (c cachedMap) due(now time.Time, ttl time.Duration) bool {
+	return now.Sub(c.fetched) >= ttl && now.Sub(c.failed) >= ttl
+}
+
+// chuteLoadTimeout bounds one shared load of a map. It runs detached from
+// its callers (none of them may cut it short for the others), and only a
+// station without a map yet waits for it, within its own deadline.
+const chuteLoadTimeout = 3 * time.Second
 
 // NewChuteStore builds a store whose cache entries live for ttl.
 func NewChuteStore(db *pgxpool.Pool, ttl time.Duration, opts ...ChuteStoreOption) *ChuteStore {
@@ -157,32 +179,54 @@ func NewChuteStore(db *pgxpool.Pool, ttl time.Duration, opts ...ChuteStoreOption
 	return s
 }
 
-// Get returns the station's chute map, from the cache when fresh.
+// Get returns the station's chute map: from the cache when it holds one
+// (refreshing a stale one in the background), else from PostgreSQL within
+// ctx's deadline.
 func (s *ChuteStore) Get(ctx context.Context, station string) (StoredChuteMap, error) {
+	now := s.now()
 	s.mu.RLock()
 	c, ok := s.cache[station]
 	s.mu.RUnlock()
-	if ok && s.now().Sub(c.fetched) < s.ttl {
+	if ok {
+		if c.due(now, s.ttl) {
+			s.refresh(ctx, station) // not waited for: the last good map answers meanwhile
+		}
 		return c.m, nil
 	}
-	v, err, _ := s.loads.Do(station, func() (any, error) {
-		// Shared by every waiting caller, so not bound to the first one's
-		// cancellation.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	select {
+	case r := <-s.refresh(ctx, station):
+		if r.Err != nil {
+			return StoredChuteMap{}, r.Err
+		}
+		return r.Val.(StoredChuteMap), nil
+	case <-ctx.Done():
+		return StoredChuteMap{}, fmt.Errorf("sorting: chute map %s: %w", station, ctx.Err())
+	}
+}
+
+// refresh loads the station's map once for every concurrent caller and
+// caches the answer. A failed load keeps the last good map (noting the
+// failure), except when the map is gone, which is an answer, not a failure.
+func (s *ChuteStore) refresh(ctx context.Context, station string) <-chan singleflight.Result {
+	return s.loads.DoChan(station, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chuteLoadTimeout)
 		defer cancel()
 		m, err := s.load(lctx, station)
-		if err != nil {
-			return StoredChuteMap{}, err
-		}
 		s.mu.Lock()
-		s.cache[station] = cachedMap{m: m, fetched: s.now()}
-		s.mu.Unlock()
-		return m, nil
+		defer s.mu.Unlock()
+		switch {
+		case err == nil:
+			s.cache[station] = cachedMap{m: m, fetched: s.now()}
+		case errors.Is(err, ErrNoChuteMap):
+			delete(s.cache, station)
+		default:
+			if c, ok := s.cache[station]; ok {
+				c.failed = s.now()
+				s.cache[station] = c
+			}
+		}
+		return m, err
 	})
-	if err != nil {
-		return StoredChuteMap{}, err
-	}
-	return v.(StoredChuteMap), nil
 }
 
 func (s *ChuteStore) load(ctx context.Context, station string) (StoredChuteMap, error) {
