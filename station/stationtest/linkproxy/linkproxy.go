@@ -2,12 +2,11 @@
 // a component and a real PostgreSQL or Redis, then Cut and Restore the link
 // to play an outage without touching the machine's server. (Latency, loss
 // and stalls are toxiproxy's job, in station/reliability; this is the
-// dependency-free cut that unit tests need.)
+// dependency-free cut and freeze that unit tests need.)
 package linkproxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -24,7 +23,11 @@ type Proxy struct {
 	cut     bool
 	refused int
 	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
+	// thawed is closed while the link forwards; Freeze replaces it with an
+	// open one that every forwarding goroutine waits on.
+	thawed chan struct{}
+	done   chan struct{} // closed at the end of the test
+	wg     sync.WaitGroup
 }
 
 // New listens on 127.0.0.1:0 and forwards to target until the
@@ -35,10 +38,13 @@ func New(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{target: target, lis: lis, conns: map[net.Conn]struct{}{}}
+	thawed := make(chan struct{})
+	close(thawed)
+	p := &Proxy{target: target, lis: lis, conns: map[net.Conn]struct{}{}, thawed: thawed, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
+		close(p.done)
 		_ = lis.Close()
 		p.closeAll()
 		p.wg.Wait()
@@ -66,11 +72,44 @@ func (p *Proxy) Refused() int {
 	return p.refused
 }
 
-// Restore forwards new connections again.
+// Freeze stops forwarding without closing anything, like a link that went
+// silent: open connections stay open and carry nothing, new ones are
+// accepted and hang. Clients see no error, only no answer, until their own
+// deadline. Restore thaws it; what was sent meanwhile then goes through.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.thawed:
+		p.thawed = make(chan struct{})
+	default: // already frozen
+	}
+}
+
+// Restore forwards again: new connections after a Cut, held bytes and
+// connections after a Freeze.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.cut = false
+	select {
+	case <-p.thawed:
+	default:
+		close(p.thawed)
+	}
+}
+
+// wait blocks while the link is frozen; false when the test ended.
+func (p *Proxy) wait() bool {
+	p.mu.Lock()
+	thawed := p.thawed
 	p.mu.Unlock()
+	select {
+	case <-thawed:
+		return true
+	case <-p.done:
+		return false
+	}
 }
 
 func (p *Proxy) closeAll() {
@@ -114,24 +153,54 @@ func (p *Proxy) serve() {
 			_ = client.Close()
 			continue
 		}
-		server, err := net.Dial("tcp", p.target)
+		p.wg.Add(1)
+		go p.connect(client)
+	}
+}
+
+// connect dials the target for one client (once the link is not frozen)
+// and forwards both ways.
+func (p *Proxy) connect(client net.Conn) {
+	defer p.wg.Done()
+	if !p.track(client) || !p.wait() {
+		_ = client.Close()
+		return
+	}
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	if !p.track(client, server) {
+		_ = client.Close()
+		_ = server.Close()
+		return
+	}
+	p.wg.Add(2)
+	go p.pipe(server, client)
+	go p.pipe(client, server)
+}
+
+// pipe copies src to dst, holding what it read while the link is frozen.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer func() {
+		_ = dst.Close()
+		_ = src.Close()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.wait() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
 		if err != nil {
-			_ = client.Close()
-			continue
+			return
 		}
-		if !p.track(client, server) {
-			_ = client.Close()
-			_ = server.Close()
-			continue
-		}
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			_ = dst.Close()
-			_ = src.Close()
-		}
-		go pipe(server, client)
-		go pipe(client, server)
 	}
 }
