@@ -58,6 +58,9 @@ type cachedSorter struct {
 	p       Principal
 	ok      bool // false: a known-bad key, remembered briefly to shed floods
 	fetched time.Time
+	// failed is when the last re-check of a good key could not reach the
+	// database; zero: none since fetched.
+	failed time.Time
 }
 
 // NewSorters builds the sorter authenticator; cacheTTL bounds how long a
@@ -141,6 +144,18 @@ func (s *Sorters) AuthenticateSorter(ctx context.Context, key string) (Principal
 	s.mu.RLock()
 	c, hit := s.cache[h]
 	s.mu.RUnlock()
+	if hit && c.ok && !c.failed.IsZero() {
+		// A good key that could not be checked again is not a bad key
+		// (as on an open stream): with PostgreSQL out of reach the machine
+		// keeps working, and the key is checked again every half TTL, in
+		// the background, until the database answers. A revocation needs
+		// the database too, so none can have been made meanwhile that this
+		// instance could have seen.
+		if now.Sub(c.failed) >= s.cacheTTL/2 {
+			s.lookups.DoChan(string(h[:]), func() (any, error) { return s.lookup(context.Background(), h) })
+		}
+		return c.p, nil
+	}
 	if age := now.Sub(c.fetched); hit && age < s.cacheTTL {
 		if c.ok && age >= s.cacheTTL/2 {
 			// Refreshed ahead, in the background: a key in use is checked
@@ -153,11 +168,20 @@ func (s *Sorters) AuthenticateSorter(ctx context.Context, key string) (Principal
 		return c.p, nil
 	}
 	ch := s.lookups.DoChan(string(h[:]), func() (any, error) { return s.lookup(context.WithoutCancel(ctx), h) })
+	// known is a good key whose check ran out: what answers when the
+	// database does not.
+	known := hit && c.ok
 	select {
 	case <-ctx.Done():
+		if known {
+			return c.p, nil
+		}
 		return Principal{}, fmt.Errorf("auth: authenticate sorter: %w", ctx.Err())
 	case r := <-ch:
 		if r.Err != nil {
+			if known && !errors.Is(r.Err, ErrUnauthenticated) {
+				return c.p, nil
+			}
 			return Principal{}, r.Err
 		}
 		return r.Val.(Principal), nil
@@ -181,6 +205,12 @@ func (s *Sorters) lookup(ctx context.Context, h [32]byte) (Principal, error) {
 		s.remember(h, cachedSorter{fetched: now})
 		return Principal{}, ErrUnauthenticated
 	case err != nil:
+		s.mu.Lock()
+		if c, ok := s.cache[h]; ok && c.ok {
+			c.failed = s.now()
+			s.cache[h] = c
+		}
+		s.mu.Unlock()
 		return Principal{}, fmt.Errorf("auth: authenticate sorter: %w", err)
 	}
 	p.Name = p.ID

@@ -131,3 +131,39 @@ func TestAKeyInUseIsRefreshedAheadAndARevocationStillShows(t *testing.T) {
 		}
 	}
 }
+
+// A key that worked and cannot be checked again, PostgreSQL being out of
+// reach, keeps working: the belt must not stop because its key's cache
+// entry ran out during an outage. A key never seen is still refused.
+func TestAGoodKeyKeepsWorkingWhilePostgresIsOut(t *testing.T) {
+	const ttl = time.Minute
+	s, _ := sortersWithCount(t, ttl)
+	var mu sync.Mutex
+	clock := time.Now()
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	ctx := context.Background()
+	key, err := s.AddSorter(ctx, Sorter{ID: "asm1", StationID: "SG-H01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.AddSorter(ctx, Sorter{ID: "asm2", StationID: "SG-H01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuthenticateSorter(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+
+	s.db.Close() // PostgreSQL is gone: every lookup fails at once
+	for i := range 3 {
+		advance(ttl + time.Second)
+		p, err := s.AuthenticateSorter(ctx, key)
+		if err != nil || p.ID != "asm1" {
+			t.Fatalf("check %d with PostgreSQL out: %+v, %v; want asm1", i, p, err)
+		}
+	}
+	if _, err := s.AuthenticateSorter(ctx, other); err == nil || errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("a key never checked, with PostgreSQL out: %v, want an error that is not ErrUnauthenticated", err)
+	}
+}
