@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
 	a.sorterAPI = sorterapi.New(a.belt, sorterapi.Config{
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
-		StreamBudget: cfg.Sorter.DefaultBudget,
+		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin,
 	}, log.Named("sorterapi"))
 	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
 	relayCfg := relay.Config{

@@ -33,7 +33,13 @@ const (
 	ReasonSorterOverloaded  = "SORTER_OVERLOADED"
 	ReasonStationOverloaded = "STATION_OVERLOADED"
 	ReasonShuttingDown      = "SHUTTING_DOWN"
+	ReasonDatabaseUnavail   = "DATABASE_UNAVAILABLE"
 )
+
+// errNoAnswerInTime is the cause of a call's server-side deadline: what did
+// not answer within it is the database (the belt's other waits are bounded
+// tighter), so the machine is told to retry (reason DATABASE_UNAVAILABLE).
+var errNoAnswerInTime = fault.New(fault.Unavailable, "database_unavailable", "the database did not answer in time; resend")
 
 // grpcCode maps each kind of domain error to its gRPC code: the one place
 // where this edge decides, so a new domain error (fault.New) needs no edit
@@ -109,7 +115,7 @@ func (s *Server) toStatus(err error, field string) error {
 	}
 	switch {
 	case dbfail.IsUnavailable(err):
-		return status.Error(codes.Unavailable, "the database is not reachable; retry shortly")
+		return withDetails(codes.Unavailable, "the database is not reachable; retry shortly", info(ReasonDatabaseUnavail, nil))
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):

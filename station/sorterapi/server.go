@@ -40,6 +40,12 @@ type Config struct {
 	StreamWindow int
 	// StreamBudget is a stream message's time when it names none [150ms].
 	StreamBudget time.Duration
+	// SafetyMargin is kept back from a Confirm's deadline, so that a
+	// database that does not answer is reported before the machine gives
+	// up [20ms].
+	SafetyMargin time.Duration
+	// ConfirmTimeout bounds a Confirm whatever its deadline [5s].
+	ConfirmTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +60,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamBudget <= 0 {
 		c.StreamBudget = 150 * time.Millisecond
+	}
+	if c.SafetyMargin <= 0 {
+		c.SafetyMargin = 20 * time.Millisecond
+	}
+	if c.ConfirmTimeout <= 0 {
+		c.ConfirmTimeout = 5 * time.Second
 	}
 	return c
 }
@@ -299,13 +311,38 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 	}
 }
 
-// Confirm records one sorter event.
+// Confirm records one sorter event. Recording needs PostgreSQL: while it is
+// out of reach (refused or silent) the event is refused with Unavailable,
+// before the call's deadline, and nothing is written, so the machine resends
+// it; its sequence number makes the resend idempotent.
 func (s *Server) Confirm(ctx context.Context, req *stationv1.ConfirmRequest) (*stationv1.ConfirmResponse, error) {
 	p, release, err := s.admit(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	ctx, cancel := s.confirmDeadline(ctx)
+	defer cancel()
+	c, err := s.confirm(ctx, p, req)
+	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), errNoAnswerInTime) {
+		return nil, s.toStatus(errNoAnswerInTime, "")
+	}
+	return c, err
+}
+
+// confirmDeadline is the server's own bound on a Confirm: ConfirmTimeout,
+// or the machine's deadline less the safety margin when that comes first,
+// so a database that does not answer gives Unavailable, not a call that
+// outlives the machine's patience.
+func (s *Server) confirmDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := time.Now().Add(s.cfg.ConfirmTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-s.cfg.SafetyMargin).Before(d) {
+		d = dl.Add(-s.cfg.SafetyMargin)
+	}
+	return context.WithDeadlineCause(ctx, d, errNoAnswerInTime)
+}
+
+func (s *Server) confirm(ctx context.Context, p auth.Principal, req *stationv1.ConfirmRequest) (*stationv1.ConfirmResponse, error) {
 	st, err := s.station(ctx, p, req.GetStationId())
 	if err != nil {
 		return nil, err
