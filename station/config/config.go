@@ -97,7 +97,10 @@ type HTTP struct {
 	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
-	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	// RequestTimeout is every request's server-side deadline, which reaches
+	// the database: below WriteTimeout, so the answer still goes out.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	MaxBodyBytes   int64         `mapstructure:"max_body_bytes"`
 }
 
 type GRPC struct {
@@ -188,6 +191,7 @@ func Defaults() Config {
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
+			RequestTimeout:    10 * time.Second,
 			MaxBodyBytes:      1 << 20,
 		},
 		GRPC:       GRPC{Addr: ":9090", ConnectionTimeout: 5 * time.Second},
@@ -407,11 +411,14 @@ func (c Config) Validate() error {
 		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
 		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
 		"auth.token_ttl": c.Auth.TokenTTL, "shutdown.grace": c.Shutdown.Grace, "relay.interval": c.Relay.Interval,
-		"grpc.connection_timeout": c.GRPC.ConnectionTimeout,
+		"grpc.connection_timeout": c.GRPC.ConnectionTimeout, "http.request_timeout": c.HTTP.RequestTimeout,
 	} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration such as 15s")
 		}
+	}
+	if c.HTTP.RequestTimeout >= c.HTTP.WriteTimeout {
+		return bad("http.request_timeout", "must be below http.write_timeout, so that the answer can still be written")
 	}
 	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 16 {
 		return bad("auth.bcrypt_cost", "must be between 4 and 16")

@@ -105,6 +105,13 @@ func toAPIError(err error) *Error {
 
 func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
 	apiErr := toAPIError(err)
+	if apiErr.Status >= 500 && r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), errRequestDeadline) {
+		// The request's own deadline ran out. What waits without a bound
+		// of its own is the database (downstream calls and Redis have
+		// tighter ones), so the client is told to retry with its scan id.
+		apiErr = &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
+			Message: "the database did not answer in time; retry shortly", RetryAfter: time.Second}
+	}
 	if apiErr.Status >= 500 {
 		log.Error("request failed", zap.String("request_id", requestID(r.Context())), zap.Error(err))
 	}

@@ -119,6 +119,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		info := &requestInfo{}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		ctx = context.WithValue(ctx, requestInfoKey, info)
+		ctx, cancel := s.withDeadline(ctx, r)
+		defer cancel()
 		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(ctx)
 		next.ServeHTTP(rec, r)
@@ -163,6 +165,21 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// errRequestDeadline is the cause of a request's server-side deadline.
+var errRequestDeadline = errors.New("the request's server-side deadline passed")
+
+// withDeadline gives a request its server-side deadline (RequestTimeout).
+// It reaches the database through the request's context, so a PostgreSQL
+// that stops answering costs a request that long, answered 503, instead of
+// a request that hangs past the write timeout while its work may still
+// commit. Profiling, which runs as long as it is asked to, has none.
+func (s *Server) withDeadline(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc) {
+	if s.cfg.RequestTimeout <= 0 || strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, s.cfg.RequestTimeout, errRequestDeadline)
 }
 
 // limitBody caps every request body; decodeJSON turns the overflow into 413.

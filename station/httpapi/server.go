@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,6 +26,9 @@ type Config struct {
 	// TerminalRequestsPerSecond limits each terminal named at login,
 	// whoever is logged in on it; 0 turns the terminal limit off.
 	TerminalRequestsPerSecond int
+	// RequestTimeout is every request's server-side deadline; it reaches
+	// the database through the request's context. 0: none.
+	RequestTimeout time.Duration
 }
 
 // Check is one readiness probe: nil when the dependency is usable.
@@ -36,7 +40,10 @@ type Deps struct {
 	Auth     *auth.Service
 	Limiter  *ratelimit.Limiter
 	Registry *prometheus.Registry // served on /metrics
-	Ready    map[string]Check     // readiness checks by name
+	Ready    map[string]Check     // readiness checks by name: what the station cannot work without
+	// Optional are checks whose failure leaves the station ready but
+	// degraded (Redis), by name.
+	Optional map[string]Check
 	Sorting  *sorting.Service
 	Releases *sorting.Releases
 	Packing  *packing.Service  // bags and handovers
@@ -53,6 +60,7 @@ type Server struct {
 	registry      *prometheus.Registry
 	metrics       *httpMetrics
 	ready         map[string]Check
+	optional      map[string]Check
 	draining      atomic.Bool
 	operatorLimit ratelimit.Limit
 	terminalLimit ratelimit.Limit // zero Rate: no terminal limit
@@ -73,6 +81,7 @@ func New(cfg Config, d Deps) *Server {
 		limiter:       d.Limiter,
 		registry:      d.Registry,
 		ready:         d.Ready,
+		optional:      d.Optional,
 		sorting:       d.Sorting,
 		releases:      d.Releases,
 		packing:       d.Packing,
@@ -87,6 +96,9 @@ func New(cfg Config, d Deps) *Server {
 		reg = d.Registry
 	}
 	s.metrics = newHTTPMetrics(reg)
+	if reg != nil {
+		reg.MustRegister(degradedGauges(d.Optional)...)
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.observe(s.recoverPanics(s.limitBody(mux)))
