@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -78,7 +79,14 @@ type App struct {
 	belt      *sorting.Belt
 	sorters   *auth.Sorters
 	sorterAPI *sorterapi.Server
-	closers   []func()
+	// The HTTP server listens from the start of New, on front, which
+	// answers the probes while the database is awaited; Run puts the API
+	// behind it.
+	httpLis  net.Listener
+	httpSrv  *http.Server
+	front    *frontDoor
+	httpErrs chan error
+	closers  []func()
 }
 
 // New connects to PostgreSQL and Redis and builds every component. It does
@@ -87,8 +95,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a := &App{cfg: cfg, log: log, opts: opts, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// HTTP listens before the database is awaited: the platform sees a
+	// live process that is not ready yet, not a port that refuses.
+	if err := a.listenHTTP(); err != nil {
+		return nil, err
+	}
 	db, err := openWhenUp(ctx, cfg.Database, log)
 	if err != nil {
+		a.Close()
 		return nil, err
 	}
 	a.db = db
@@ -187,6 +201,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		LoginPerMinute:            cfg.Auth.LoginPerMinute,
 		RequestsPerSecond:         cfg.Auth.RequestsPerSecond,
 		TerminalRequestsPerSecond: cfg.Auth.TerminalRequestsPerSecond,
+		RequestTimeout:            cfg.HTTP.RequestTimeout,
 	}, httpapi.Deps{
 		Log:      log,
 		Auth:     a.auth,
@@ -196,9 +211,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Releases: a.releases,
 		Packing:  a.packing,
 		Outbox:   workorder.NewOutbox(db),
+		// Readiness follows what the station cannot work without; Redis
+		// down is degraded, never unready (it is never the arbiter).
+		Optional: map[string]httpapi.Check{
+			"redis": func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		},
 		Ready: map[string]httpapi.Check{
 			"postgres": func(ctx context.Context) error { return db.Ping(ctx) },
-			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 			"migrations": func(ctx context.Context) error {
 				ok, err := migrator.Current(ctx)
 				if err != nil {
@@ -256,28 +275,17 @@ func (a *App) Belt() *sorting.Belt { return a.belt }
 // within the configured grace, workers stop, pools close.
 func (a *App) Run(ctx context.Context) error {
 	defer a.Close()
-	httpLis, err := listen(a.opts.HTTPListener, a.cfg.HTTP.Addr)
-	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
-	}
+	httpLis, srv := a.httpLis, a.httpSrv
 	grpcLis, err := listen(a.opts.GRPCListener, a.cfg.GRPC.Addr)
 	if err != nil {
-		_ = httpLis.Close()
 		return fmt.Errorf("grpc listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           a.http.Handler(),
-		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
-		WriteTimeout:      a.cfg.HTTP.WriteTimeout,
-		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
-		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
-	}
+	a.front.set(a.http.Handler())
 
 	errc := make(chan error, 2)
 	go func() {
-		if err := srv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http serve: %w", err)
+		if err := <-a.httpErrs; err != nil {
+			errc <- err
 		}
 	}()
 	go func() {
@@ -351,6 +359,47 @@ func (a *App) Close() {
 	}
 	a.closers = nil
 }
+
+// listenHTTP starts the HTTP server with the start-up edge
+// (httpapi.Starting) behind its front door; Run swaps in the API.
+func (a *App) listenHTTP() error {
+	lis, err := listen(a.opts.HTTPListener, a.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	a.httpLis, a.front, a.httpErrs = lis, &frontDoor{}, make(chan error, 1)
+	a.front.set(httpapi.Starting())
+	a.httpSrv = &http.Server{
+		Handler:           a.front,
+		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      a.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
+	}
+	srv := a.httpSrv
+	go func() {
+		err := srv.Serve(lis)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		} else if err != nil {
+			err = fmt.Errorf("http serve: %w", err)
+		}
+		a.httpErrs <- err
+	}()
+	// Closed last: after Run's graceful shutdown this is a no-op; for an
+	// App that never ran, it stops the start-up edge.
+	a.closers = append(a.closers, func() { _ = srv.Close() })
+	return nil
+}
+
+// frontDoor is the HTTP server's handler, swapped once from the start-up
+// edge to the API.
+type frontDoor struct{ h atomic.Pointer[http.Handler] }
+
+func (f *frontDoor) set(h http.Handler) { f.h.Store(&h) }
+
+func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*f.h.Load()).ServeHTTP(w, r) }
 
 func listen(l net.Listener, addr string) (net.Listener, error) {
 	if l != nil {

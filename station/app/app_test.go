@@ -103,9 +103,11 @@ func TestReadyWithMigrationsApplied(t *testing.T) {
 	}
 }
 
-func TestReadinessFailsWhenRedisIsUnreachableAndRecovers(t *testing.T) {
-	// A Redis address that refuses connections: the station still starts
-	// (Redis only makes it faster) but reports not ready.
+// Redis down costs speed, never correctness: the instance stays ready (a
+// load balancer keeps it in service) and says it is degraded, in the
+// readiness body and in a gauge.
+func TestReadinessIsDegradedNotUnreadyWhenRedisIsUnreachable(t *testing.T) {
+	// A Redis address that refuses connections: the station still starts.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,10 +119,39 @@ func TestReadinessFailsWhenRedisIsUnreachableAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	var ready struct {
+		Status   string            `json:"status"`
+		Checks   map[string]string `json:"checks"`
+		Degraded []string          `json:"degraded"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ready)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"redis"`) {
-		t.Fatalf("readyz %d: %s", resp.StatusCode, body)
+	if err != nil || resp.StatusCode != http.StatusOK || ready.Status != "degraded" ||
+		len(ready.Degraded) != 1 || ready.Degraded[0] != "redis" || ready.Checks["postgres"] != "ok" {
+		t.Fatalf("readyz with Redis unreachable: %d %+v (%v), want 200 degraded [redis]", resp.StatusCode, ready, err)
+	}
+	resp, err = http.Get(r.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `station_degraded{dependency="redis"} 1`) {
+		t.Fatalf("metrics with Redis unreachable lack station_degraded{dependency=\"redis\"} 1")
+	}
+}
+
+// With everything up the gauge says so too.
+func TestDegradedGaugeIsZeroWithRedisUp(t *testing.T) {
+	r := start(t, nil)
+	resp, err := http.Get(r.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `station_degraded{dependency="redis"} 0`) {
+		t.Fatal(`metrics lack station_degraded{dependency="redis"} 0`)
 	}
 }
 
