@@ -40,7 +40,9 @@ const (
 // station; PermissionDenied for another station; FailedPrecondition for a
 // sequence number going backwards; ResourceExhausted when the sorter or the
 // station is over its concurrency limit (retry after a short pause, the
-// request was not queued); Unauthenticated without a valid key.
+// request was not queued); Unauthenticated without a valid key; Unavailable
+// (ErrorInfo reason DATABASE_UNAVAILABLE) when PostgreSQL is needed and out
+// of reach: retry, a Confirm with the same sequence.
 type SorterServiceClient interface {
 	// PreSort sorts up to 10,000 parcels ahead of time through the station's
 	// normal flow and keeps the answers for Resolve. Answers come back in
@@ -51,7 +53,11 @@ type SorterServiceClient interface {
 	// Resolve answers the chute of one parcel at the belt: from the pre-sorted
 	// table, else sorted on the fly within the call's deadline (less a safety
 	// margin), else the reject chute with a reason. A parcel always gets a
-	// chute; only a malformed request is an error.
+	// chute; only a malformed request is an error. While PostgreSQL is out of
+	// reach (refused or not answering), pre-sorted parcels still get their
+	// chute, from the last good chute map and the table kept in memory and
+	// Redis, and a miss gets the reject chute before the deadline; only a
+	// station whose chute map the instance never read is Unavailable.
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
 	// ResolveStream is Resolve on one long-lived stream: exactly one answer
 	// per request, in request order. A malformed tracking number is answered
@@ -62,7 +68,11 @@ type SorterServiceClient interface {
 	// Confirm reports what physically happened to a parcel or a chute. It is
 	// idempotent per (sorter, sequence): a replay returns the original answer
 	// and writes nothing; a sequence lower than the newest recorded one is
-	// FailedPrecondition.
+	// FailedPrecondition. It needs PostgreSQL: while PostgreSQL is out of
+	// reach, the event is refused with Unavailable before the call's deadline
+	// (less the safety margin) and nothing is recorded; the machine resends it
+	// with the same sequence until it is acknowledged. The station never holds
+	// events to record later: they would die with the process, unordered.
 	Confirm(ctx context.Context, in *ConfirmRequest, opts ...grpc.CallOption) (*ConfirmResponse, error)
 }
 
@@ -132,7 +142,9 @@ func (c *sorterServiceClient) Confirm(ctx context.Context, in *ConfirmRequest, o
 // station; PermissionDenied for another station; FailedPrecondition for a
 // sequence number going backwards; ResourceExhausted when the sorter or the
 // station is over its concurrency limit (retry after a short pause, the
-// request was not queued); Unauthenticated without a valid key.
+// request was not queued); Unauthenticated without a valid key; Unavailable
+// (ErrorInfo reason DATABASE_UNAVAILABLE) when PostgreSQL is needed and out
+// of reach: retry, a Confirm with the same sequence.
 type SorterServiceServer interface {
 	// PreSort sorts up to 10,000 parcels ahead of time through the station's
 	// normal flow and keeps the answers for Resolve. Answers come back in
@@ -143,7 +155,11 @@ type SorterServiceServer interface {
 	// Resolve answers the chute of one parcel at the belt: from the pre-sorted
 	// table, else sorted on the fly within the call's deadline (less a safety
 	// margin), else the reject chute with a reason. A parcel always gets a
-	// chute; only a malformed request is an error.
+	// chute; only a malformed request is an error. While PostgreSQL is out of
+	// reach (refused or not answering), pre-sorted parcels still get their
+	// chute, from the last good chute map and the table kept in memory and
+	// Redis, and a miss gets the reject chute before the deadline; only a
+	// station whose chute map the instance never read is Unavailable.
 	Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error)
 	// ResolveStream is Resolve on one long-lived stream: exactly one answer
 	// per request, in request order. A malformed tracking number is answered
@@ -154,7 +170,11 @@ type SorterServiceServer interface {
 	// Confirm reports what physically happened to a parcel or a chute. It is
 	// idempotent per (sorter, sequence): a replay returns the original answer
 	// and writes nothing; a sequence lower than the newest recorded one is
-	// FailedPrecondition.
+	// FailedPrecondition. It needs PostgreSQL: while PostgreSQL is out of
+	// reach, the event is refused with Unavailable before the call's deadline
+	// (less the safety margin) and nothing is recorded; the machine resends it
+	// with the same sequence until it is acknowledged. The station never holds
+	// events to record later: they would die with the process, unordered.
 	Confirm(context.Context, *ConfirmRequest) (*ConfirmResponse, error)
 	mustEmbedUnimplementedSorterServiceServer()
 }
