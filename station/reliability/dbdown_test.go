@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,4 +221,110 @@ func TestExhaustedPoolAnswers503WithinAcquireTimeout(t *testing.T) {
 	}
 	report(t, "pool exhausted (%d conns, acquire timeout %v): 503 database_unavailable in %v; a burst of 20 answered in %v",
 		maxConns, acquire, took.Round(time.Millisecond), burst.Round(time.Millisecond))
+}
+
+// TestHungDatabaseAnswers503WithinTheRequestDeadline freezes the link to
+// PostgreSQL (no reset, no refusal: it stops answering) while pooled
+// connections are fresh, so queries go out on them and wait: every request
+// is answered 503 database_unavailable at its server-side deadline, inside
+// the write timeout, instead of hanging until the connection is dropped
+// while its work may still commit. Once the link is back, the refused scans
+// go through on retry with their scan ids, each recorded once.
+func TestHungDatabaseAnswers503WithinTheRequestDeadline(t *testing.T) {
+	t.Parallel()
+	const requestTimeout, writeTimeout = 2 * time.Second, 8 * time.Second
+	st, proxy := behindProxy(t, func(c *config.Config) {
+		c.HTTP.RequestTimeout, c.HTTP.WriteTimeout = requestTimeout, writeTimeout
+		// Longer than the request's deadline: that deadline, not the
+		// pool's, is what must answer.
+		c.Database.AcquireTimeout = 2 * writeTimeout
+	})
+	op := st.Login("op1")
+	tns := viaParcels(t, st.Sim.Fixtures(), "SG-H01", 12)
+	hc := &http.Client{Timeout: writeTimeout + 10*time.Second}
+	defer hc.CloseIdleConnections()
+	send := func(method, path string, body string) (int, string, error) {
+		req, err := http.NewRequest(method, st.URL+path, strings.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+op)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		var e stationtest.APIError
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code, nil
+	}
+	sortBody := func(i int, label string) string {
+		return fmt.Sprintf(`{"tracking_no":%q,"scan_id":"%s-%d"}`, tns[i], label, i)
+	}
+	// Warm: every pooled connection in use a moment ago (pgxpool pings only
+	// connections idle for a second or more), as under a terminal's load.
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() { _, _, _ = send("POST", "/api/v1/sort", sortBody(i, "warm")) })
+	}
+	wg.Wait()
+
+	proxy.Freeze()
+	type answer struct {
+		status int
+		code   string
+		err    error
+		took   time.Duration
+	}
+	answers := make([]answer, 12)
+	for i := range answers {
+		wg.Go(func() {
+			start := time.Now()
+			var a answer
+			switch i % 3 {
+			case 0, 1:
+				a.status, a.code, a.err = send("POST", "/api/v1/sort", sortBody(i, "hung"))
+			default:
+				a.status, a.code, a.err = send("GET", "/api/v1/bags?status=open", "")
+			}
+			a.took = time.Since(start)
+			answers[i] = a
+		})
+	}
+	wg.Wait()
+	var slowest time.Duration
+	var refused int
+	for i, a := range answers {
+		slowest = max(slowest, a.took)
+		switch {
+		case a.err != nil:
+			t.Errorf("request %d with PostgreSQL hung: no answer (%v) after %v", i, a.err, a.took.Round(time.Millisecond))
+		case a.status != http.StatusServiceUnavailable || a.code != "database_unavailable":
+			t.Errorf("request %d with PostgreSQL hung: %d %s, want 503 database_unavailable", i, a.status, a.code)
+		default:
+			refused++
+		}
+	}
+
+	proxy.Restore()
+	for i := range answers {
+		if i%3 == 2 {
+			continue
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			status, code, err := send("POST", "/api/v1/sort", sortBody(i, "hung"))
+			if err == nil && status == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sort %d retried after PostgreSQL came back: %d %s %v", i, status, code, err)
+			}
+		}
+	}
+	if n := st.Count(`SELECT count(*) FROM work_orders WHERE scan_id LIKE 'hung-%'`); n != 8 {
+		t.Errorf("%d work orders for the 8 scans refused and retried, want 8 (each once)", n)
+	}
+	report(t, "hung database (link frozen, request_timeout %v, write_timeout %v): %d of %d requests answered 503 database_unavailable, slowest in %v; the refused scans recorded once each on retry",
+		requestTimeout, writeTimeout, refused, len(answers), slowest.Round(time.Millisecond))
 }

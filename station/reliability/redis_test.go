@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,62 @@ func TestRedisOutageKeepsScanningPackingAndRelaying(t *testing.T) {
 	report(t, "redis outage: scan+pack+handover flow %v with Redis up, %v with it cut, %v after; login guesses with Redis cut: %d checked, %d rate limited (local fallback); readiness during the cut %d (redis: %q); %d events delivered once each",
 		before.Round(time.Millisecond), during.Round(time.Millisecond), after.Round(time.Millisecond), refused, limited,
 		ready.Status, rd.Checks["redis"], len(committed))
+}
+
+// TestReadinessWithRedisDownIsDegradedNotUnready cuts the link to Redis:
+// the instance stays ready (200), so a load balancer keeps it in service,
+// and says "degraded" in the readiness body and in station_degraded; once
+// Redis is back it says ready again. PostgreSQL and migrations alone decide
+// readiness: one Redis outage must not take out every instance.
+func TestReadinessWithRedisDownIsDegradedNotUnready(t *testing.T) {
+	t.Parallel()
+	var proxy *linkproxy.Proxy
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
+		proxy = linkproxy.New(t, c.Redis.Addr)
+		c.Redis.Addr = proxy.Addr()
+	}})
+	type readiness struct {
+		code     int
+		Status   string   `json:"status"`
+		Degraded []string `json:"degraded"`
+	}
+	probe := func() (readiness, string) {
+		r := st.Send("GET", "/readyz", "", nil)
+		rd := readiness{code: r.Status}
+		_ = json.Unmarshal(r.Body, &rd)
+		m := st.Send("GET", "/metrics", "", nil)
+		gauge := "missing"
+		for _, v := range []string{"0", "1"} {
+			if strings.Contains(string(m.Body), `station_degraded{dependency="redis"} `+v) {
+				gauge = v
+			}
+		}
+		return rd, gauge
+	}
+	if rd, gauge := probe(); rd.code != http.StatusOK || rd.Status != "ready" || gauge != "0" {
+		t.Fatalf("with Redis up: readiness %d %q, gauge %s", rd.code, rd.Status, gauge)
+	}
+	proxy.Cut()
+	down, downGauge := probe()
+	if down.code != http.StatusOK || down.Status != "degraded" || len(down.Degraded) != 1 || down.Degraded[0] != "redis" || downGauge != "1" {
+		t.Errorf("with Redis cut: readiness %d %q degraded %v, gauge %s; want 200 degraded [redis], gauge 1",
+			down.code, down.Status, down.Degraded, downGauge)
+	}
+	op := st.Login("op1") // and the station works
+	tn := viaParcels(t, st.Sim.Fixtures(), "SG-H01", 1)[0]
+	st.Do("POST", "/api/v1/sort", op, map[string]string{"tracking_no": tn, "scan_id": "redis-down"}, http.StatusOK, nil)
+
+	proxy.Restore()
+	var back readiness
+	var backGauge string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if back, backGauge = probe(); back.Status == "ready" && backGauge == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after Redis came back: readiness %d %q, gauge %s", back.code, back.Status, backGauge)
+		}
+	}
+	report(t, "readiness with Redis down: /readyz %d %q (degraded %v), station_degraded{dependency=\"redis\"} %s, a sort answered 200; after Redis came back: %d %q, gauge %s",
+		down.code, down.Status, down.Degraded, downGauge, back.code, back.Status, backGauge)
 }

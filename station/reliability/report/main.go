@@ -234,6 +234,17 @@ func render(tests []*testResult, fuzz []fuzzResult, fuzztime, fleet time.Duratio
 		}
 		w("| %s | %s | %.1fs | %s |\n", t.name, verdict(t.action), t.elapsed, cell(strings.Join(t.figures, "<br>")))
 	}
+	w("\n## Degradation (issue 17)\n\nEach promise and the test that holds it, with its figures; a promise whose test did not run is marked missing.\n\n")
+	w("| promise | test | result | figures |\n| --- | --- | --- | --- |\n")
+	for _, p := range promised {
+		res, figs := "**missing**", ""
+		for _, t := range tests {
+			if t.name == p.test && t.pkg == p.pkg {
+				res, figs = verdict(t.action), strings.Join(t.figures, "<br>")
+			}
+		}
+		w("| %s | %s | %s | %s |\n", p.what, strings.TrimSpace(p.pkg+" "+p.test), res, cell(figs))
+	}
 	w("\n## Overload, timeouts, singleton jobs and the terminal's offline queue (tests next to their code)\n\nThe same run, with the race detector: HTTP rate limits per operator and per terminal under concurrent load (Redis GCRA and the local fallback), gRPC per-sorter and global concurrency limits under load, the pool's acquire timeout, server timeouts (slow headers, slow body, idle keep-alive, a gRPC connection without its preface), the leases of singleton jobs (renewal, takeover, fencing, an unreachable database), and the web terminal's offline queue across a logout (in headless Chromium: a scan queued by one operator is never sent as the next one).\n\n")
 	w("| package | test | result | time | figures |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range tests {
@@ -302,13 +313,26 @@ var domainFuzz = []struct{ pkg, name string }{
 	{"./dag", "FuzzConfigRoundTrip"},
 }
 
-// nextToCode are the tests of issue 10's promises that live next to the
-// code they hold to account; the report runs them too (-run selects them).
+// promised are the rows issue 17 asks of this report: each promise, the
+// test that holds it (pkg empty: the suite's own) and its figures.
+var promised = []struct{ what, pkg, test string }{
+	{"the belt with PostgreSQL cut: pre-sorted resolves answered with their chute against resolves asked, Unavailable = 0", "", "TestBeltServesPresortedChutesWithPostgresCut"},
+	{"the belt with PostgreSQL frozen (hung, not refused): the same", "", "TestBeltServesPresortedChutesWithPostgresFrozen"},
+	{"a hung database: the slowest answer, 503s against requests", "", "TestHungDatabaseAnswers503WithinTheRequestDeadline"},
+	{"readiness with Redis down: ready, degraded in the body and the gauge", "", "TestReadinessWithRedisDownIsDegradedNotUnready"},
+	{"while serve waits for its database: /healthz 200, /readyz 503", "./station/app", "TestServeAnswersProbesWhileItWaitsForTheDatabase"},
+	{"the chute map: the last good one while PostgreSQL is out, never a wait once read", "./sorting", "TestChuteStoreNeverWaitsForAHungDatabase"},
+}
+
+// nextToCode are the tests of issue 10's (and 17's) promises that live next
+// to the code they hold to account; the report runs them too (-run selects
+// them).
 var nextToCode = []struct{ pkg, run string }{
 	{"./station/httpapi", "Terminal|Budget"},
 	{"./station/ratelimit", "."},
 	{"./station/sorterapi", "Limit|Overload|Slots|Revoked"},
-	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled|Serve"},
+	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled|Serve|Readiness|Degraded"},
+	{"./sorting", "ChuteStore"},
 	{"./station/lease", "."},
 	{"./station/auth", "."},
 	// The web terminal's offline queue across a logout (issue 17), in
