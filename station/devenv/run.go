@@ -72,6 +72,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 		return err
 	}
 	if err := loadDemoData(ctx, a, simulator.Fixtures()); err != nil {
+		a.Close() // New already listens on HTTP
 		return err
 	}
 	return a.Run(ctx)
