@@ -151,6 +151,10 @@ type Belt struct {
 	// redisSkipUntil (unix ns) is set when Redis fails: until then the belt
 	// goes straight to PostgreSQL instead of paying a timeout per parcel.
 	redisSkipUntil atomic.Int64
+	// pgSkipUntil (unix ns) is the same for PostgreSQL on the belt's
+	// lookups: while it is out of reach, a miss in memory and Redis is
+	// sorted on the fly at once instead of spending its budget waiting.
+	pgSkipUntil atomic.Int64
 
 	fly     chan struct{} // on-the-fly sort slots
 	mu      sync.Mutex
@@ -219,6 +223,24 @@ func (b *Belt) redisFailed(err error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		b.redisSkipUntil.Store(b.now().Add(time.Second).UnixNano())
 	}
+}
+
+// pgOK reports whether PostgreSQL is worth asking on the belt's path now.
+func (b *Belt) pgOK() bool { return b.now().UnixNano() >= b.pgSkipUntil.Load() }
+
+// pgFailed notes that PostgreSQL did not answer a belt lookup: it is
+// skipped for a second.
+func (b *Belt) pgFailed() { b.pgSkipUntil.Store(b.now().Add(time.Second).UnixNano()) }
+
+// pgBound bounds a PostgreSQL lookup on the belt's path to half of what is
+// left of ctx: a database that does not answer must leave the parcel time
+// to be sorted on the fly, or rejected, before the deadline.
+func pgBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(dl)/2)
 }
 
 // count records a decision (its hit, miss or fallback) and passes it on.
@@ -333,10 +355,16 @@ func (b *Belt) lookup(ctx context.Context, station string, tn ident.TrackingNo, 
 			b.warn("belt lookup in Redis failed; asking PostgreSQL", "error", err)
 		}
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || !b.pgOK() {
 		return entry{}, false
 	}
-	e, ok, err := b.loadPG(ctx, station, tn)
+	pctx, cancel := pgBound(ctx)
+	e, ok, err := b.loadPG(pctx, station, tn)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		b.pgFailed()
+		b.warn("belt lookup in PostgreSQL failed; sorting on the fly", "error", err)
+	}
 	if err != nil || !ok || !e.usable(now, flow) {
 		return entry{}, false
 	}

@@ -136,8 +136,16 @@ func (b *Belt) fullChutes(ctx context.Context, station string) (fullChutes, erro
 		}
 		b.redisFailed(err)
 	}
-	f, err := b.loadChuteStates(ctx, b.db, station)
+	if !b.pgOK() {
+		return fullChutes{}, fmt.Errorf("sorting: chute states of %s: PostgreSQL skipped after a failure", station)
+	}
+	pctx, cancel := pgBound(ctx)
+	f, err := b.loadChuteStates(pctx, b.db, station)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil {
+			b.pgFailed()
+		}
 		return fullChutes{}, err
 	}
 	if b.redisOK() {
