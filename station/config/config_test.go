@@ -59,6 +59,8 @@ func TestLoadRejectsInvalidValuesNamingTheKey(t *testing.T) {
 		"STATION_RELAY_RETAIN=0s":           "relay.retain",
 		"STATION_RELAY_PRUNE_EVERY=-1m":     "relay.prune_every",
 		"STATION_RELEASE_OFFLINE_EVERY=-1h": "release.offline_every",
+		"STATION_HTTP_REQUEST_TIMEOUT=0s":   "http.request_timeout",
+		"STATION_HTTP_REQUEST_TIMEOUT=30s":  "http.request_timeout", // not below write_timeout: the answer could not go out
 	}
 	for env, key := range cases {
 		t.Run(key, func(t *testing.T) {
