@@ -378,6 +378,7 @@ func (a *App) listenHTTP() error {
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
 	srv := a.httpSrv
+	a.log.Info("http listening; not ready until the database answers", zap.String("http", lis.Addr().String()))
 	go func() {
 		err := srv.Serve(lis)
 		if errors.Is(err, http.ErrServerClosed) {

@@ -165,6 +165,15 @@ func testBeltWithPostgresOut(t *testing.T, how string, fault func(*linkproxy.Pro
 		}
 	}
 
+	// A station whose chute map this instance never read cannot be
+	// served: Unavailable within the deadline, so the machine retries.
+	rctx, cancel = call(beltDeadline)
+	_, err = cli.Resolve(rctx, &stationv1.ResolveRequest{StationId: "SG-H02", TrackingNo: tns[0]})
+	cancel()
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("PostgreSQL %s: Resolve at a station whose map was never read: %v, want Unavailable", how, err)
+	}
+
 	// Confirm needs PostgreSQL: refused with Unavailable within the call's
 	// deadline, so the machine resends it.
 	cctx, cancel := call(5 * time.Second)

@@ -44,7 +44,8 @@ type Config struct {
 	// database that does not answer is reported before the machine gives
 	// up [20ms].
 	SafetyMargin time.Duration
-	// ConfirmTimeout bounds a Confirm whatever its deadline [5s].
+	// ConfirmTimeout bounds a Confirm, and a station check, whatever the
+	// call's deadline [5s].
 	ConfirmTimeout time.Duration
 }
 
@@ -120,7 +121,16 @@ func (s *Server) station(ctx context.Context, p auth.Principal, requested string
 	if !auth.ValidSiteID(st) {
 		return "", withDetails(codes.InvalidArgument, "station_id is not a site id like SG-H01", badStation())
 	}
-	if err := s.belt.CheckStation(ctx, st); err != nil {
+	// Bounded like a Confirm: a station whose chute map this instance has
+	// not read yet needs the database, which may not answer.
+	cctx, cancel := s.bounded(ctx)
+	err := s.belt.CheckStation(cctx, st)
+	timedOut := cctx.Err() != nil && errors.Is(context.Cause(cctx), errNoAnswerInTime)
+	cancel()
+	switch {
+	case err != nil && timedOut:
+		return "", s.toStatus(errNoAnswerInTime, "")
+	case err != nil:
 		return "", s.toStatus(err, "")
 	}
 	if !p.CanActAt(st) {
@@ -321,7 +331,7 @@ func (s *Server) Confirm(ctx context.Context, req *stationv1.ConfirmRequest) (*s
 		return nil, err
 	}
 	defer release()
-	ctx, cancel := s.confirmDeadline(ctx)
+	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	c, err := s.confirm(ctx, p, req)
 	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), errNoAnswerInTime) {
@@ -330,11 +340,11 @@ func (s *Server) Confirm(ctx context.Context, req *stationv1.ConfirmRequest) (*s
 	return c, err
 }
 
-// confirmDeadline is the server's own bound on a Confirm: ConfirmTimeout,
-// or the machine's deadline less the safety margin when that comes first,
-// so a database that does not answer gives Unavailable, not a call that
-// outlives the machine's patience.
-func (s *Server) confirmDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+// bounded is the server's own bound on a wait for the database:
+// ConfirmTimeout, or the machine's deadline less the safety margin when
+// that comes first, so a database that does not answer gives Unavailable,
+// not a call that outlives the machine's patience.
+func (s *Server) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	d := time.Now().Add(s.cfg.ConfirmTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-s.cfg.SafetyMargin).Before(d) {
 		d = dl.Add(-s.cfg.SafetyMargin)
