@@ -39,7 +39,7 @@ func newBlameWorld(t *testing.T) blameWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return blameWorld{svc: NewService(db, flows, chutes, nil), fx: s.Fixtures()}
+	return blameWorld{svc: NewService(db, NewRouter(flows, chutes, nil, nil), nil, nil), fx: s.Fixtures()}
 }
 
 // parcel is the i-th parcel of kind whose route passes SG-H01.
@@ -58,7 +58,7 @@ func (w blameWorld) parcel(t *testing.T, kind sim.Kind) ident.TrackingNo {
 
 func (w blameWorld) flow(t *testing.T, name string) *Flow {
 	t.Helper()
-	f, err := w.svc.flows.Version(name, 1)
+	f, err := w.svc.Flows().Version(name, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,4 +184,11 @@ func TestRecordedMismatchSaysWhichFlowAloneHasTheBlamedStep(t *testing.T) {
 				deref(got.FirstDiffNode), deref(got.FirstDiffOnlyIn))
 		}
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -1,5 +1,25 @@
 package sorting
 
+// ChuteKind says what a chute is for: a next hop's, or one of the chute
+// map's special chutes.
+type ChuteKind string
+
+const (
+	ChuteNextHop   ChuteKind = "next_hop"
+	ChuteException ChuteKind = "exception"
+	ChuteOverflow  ChuteKind = "overflow"
+	ChuteReject    ChuteKind = "reject"
+)
+
+// Reason codes of the belt (sorting/belt), besides the flow's exception
+// codes.
+const (
+	ReasonChuteFull        = "CHUTE_FULL"
+	ReasonNotDecidedInTime = "NOT_DECIDED_IN_TIME"
+	ReasonOverloaded       = "OVERLOADED"
+	ReasonInvalidTN        = "INVALID_TRACKING_NO"
+)
+
 // ReasonCode documents one code a sort or the belt can answer with: the
 // one list that GET /api/v1/exceptions returns and README.md shows (a test
 // keeps all three, and the constants, in step).

@@ -44,12 +44,12 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	}
 	hash := workorder.RequestHash("receive", string(tn))
 	// As in Sort: a retry is found when the receipt is recorded.
-	flow, err := s.flows.Latest(ReceiveFlow)
+	flow, err := s.router.flows.Latest(ReceiveFlow)
 	if err != nil {
 		return orPrior(ctx, s, scan, hash, err, receiptReplay)
 	}
 	_, runErr := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(scan.StationID)},
-		dag.Options{Metrics: s.metrics})
+		dag.Options{Metrics: s.router.metrics})
 	rc := Receipt{TrackingNo: string(tn), StationID: scan.StationID, Accepted: runErr == nil}
 	if runErr != nil {
 		var exc *Exception
@@ -80,14 +80,14 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 		Events: []workorder.Event{{TrackingNo: rc.TrackingNo, Type: eventType, OccurredAt: rc.ReceivedAt, Payload: payload}},
 		Moves:  []workorder.Move{move}, At: rc.ReceivedAt,
 	}
-	var spread bool
+	var spread func(context.Context)
 	out, err := workorder.Commit[Receipt](ctx, s.db, order, func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO receipts (id, work_order_id, station_id, tracking_no, exception_code, exception_reason, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6)`, woID, scan.StationID, rc.TrackingNo, code, reason, rc.ReceivedAt)
-		if dropsBeltAnswer(rc.Exception) {
+		if s.drops != nil && dropsBeltAnswer(rc.Exception) {
 			// Found intercepted, cancelled, ... at arrival: an answer
 			// pre-sorted before that must not divert the parcel.
-			s.belt.queueDrop(b, scan.StationID, tn, rc.ReceivedAt, &spread)
+			spread = s.drops.QueueDrop(b, scan.StationID, tn, rc.ReceivedAt)
 		}
 	})
 	if se, ok := errors.AsType[*workorder.StateError](err); ok && errors.Is(se, workorder.ErrRepeat) {
@@ -96,8 +96,8 @@ func (s *Service) Receive(ctx context.Context, scan Scan) (ReceiveOutcome, error
 	if err != nil {
 		return ReceiveOutcome{}, fmt.Errorf("sorting: record receipt of %s: %w", tn, err)
 	}
-	if spread && !out.Replayed {
-		s.belt.dropped(ctx, scan.StationID, tn, rc.ReceivedAt)
+	if spread != nil && !out.Replayed {
+		spread(ctx)
 	}
 	return out, nil
 }
@@ -144,4 +144,11 @@ func (s *Service) Parcel(ctx context.Context, stationID string, tn ident.Trackin
 		return ParcelView{}, fmt.Errorf("%s at %s: %w", tn, stationID, ErrParcelUnknown)
 	}
 	return ParcelView{Parcel: p, WorkOrders: entries}, nil
+}
+
+// dropsBeltAnswer reports whether an exception found at arrival changes the
+// parcel's sort: every business exception does, a dependency that did not
+// answer says nothing about the parcel.
+func dropsBeltAnswer(exc *Exception) bool {
+	return exc != nil && exc.Code != CodeDownstreamUnavailable
 }

@@ -238,7 +238,7 @@ type OfflineReport struct {
 // (the newest per parcel since req.Since) and records the comparison like a
 // shadow run would, as source "offline".
 func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineReport, error) {
-	candidate, err := s.flows.Version(req.CandidateFlow, req.CandidateVersion)
+	candidate, err := s.router.flows.Version(req.CandidateFlow, req.CandidateVersion)
 	if err != nil {
 		return OfflineReport{}, err
 	}
@@ -289,7 +289,7 @@ func (s *Service) Offline(ctx context.Context, req OfflineRequest) (OfflineRepor
 			if !same {
 				// Re-run the stored flow to find the first step that differs;
 				// the stored answer stays what is compared.
-				if stable, err := s.flows.Version(p.flow, p.version); err == nil {
+				if stable, err := s.router.flows.Version(p.flow, p.version); err == nil {
 					r, wasRun := s.run(gctx, stable, req.SiteID, tn, dagDryRun(stable))
 					r.NextHop, r.Chute, r.Exception = was.NextHop, was.Chute, was.Exception
 					err := s.write(gctx, req.Fence, func(w reconWriter) error {

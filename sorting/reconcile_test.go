@@ -44,7 +44,7 @@ func offlineService(t *testing.T, parcels int) (*Service, *pgxpool.Pool) {
 			t.Fatal(err)
 		}
 	}
-	return NewService(db, flows, chutes, nil), db
+	return NewService(db, NewRouter(flows, chutes, nil, nil), nil, nil), db
 }
 
 func offlineRows(t *testing.T, db *pgxpool.Pool) (mismatches, comparisons int) {

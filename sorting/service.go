@@ -62,26 +62,27 @@ type SortOptions struct {
 
 // Service runs the sorting flows and records their results.
 type Service struct {
-	db      *pgxpool.Pool
-	flows   *FlowSet
-	chutes  *ChuteStore
-	metrics *dag.Metrics
-	now     func() time.Time
-
-	releases *Releases
-	shadow   *Shadow
-	belt     *Belt // set by NewBelt; nil without a sorting machine
+	db     *pgxpool.Pool
+	router *Router
+	shadow *Shadow          // nil: no shadow comparisons
+	drops  PresortedAnswers // nil: no sorting machine
+	now    func() time.Time
 }
 
-// NewService builds the sorting service.
-func NewService(db *pgxpool.Pool, flows *FlowSet, chutes *ChuteStore, metrics *dag.Metrics) *Service {
-	return &Service{db: db, flows: flows, chutes: chutes, metrics: metrics, now: time.Now}
+// PresortedAnswers is the sorting machine's table of answers decided ahead
+// of time (package sorting/belt), as far as a sort needs it: a parcel sorted
+// by hand, or found to be a problem at arrival, must not be diverted by an
+// older belt answer. QueueDrop adds the answer's tombstone to the work
+// order's batch; after the commit, spread(ctx) makes every instance drop it.
+type PresortedAnswers interface {
+	QueueDrop(b *pgx.Batch, station string, tn ident.TrackingNo, at time.Time) (spread func(context.Context))
 }
 
-// EnableRelease makes sorts follow the sites' release rules: split serves
-// candidates, shadow compares them beside served sorts.
-func (s *Service) EnableRelease(r *Releases, sh *Shadow) {
-	s.releases, s.shadow = r, sh
+// NewService builds the sorting service over its router, built once with
+// everything it needs: shadow (nil without comparisons) and drops (nil
+// without a sorting machine).
+func NewService(db *pgxpool.Pool, router *Router, shadow *Shadow, drops PresortedAnswers) *Service {
+	return &Service{db: db, router: router, shadow: shadow, drops: drops, now: time.Now}
 }
 
 // chooseFlow picks the flow that serves a parcel at a station and starts
@@ -89,44 +90,27 @@ func (s *Service) EnableRelease(r *Releases, sh *Shadow) {
 // hands the served answer to the shadow; it is a no-op without one.
 func (s *Service) chooseFlow(station string, tn ident.TrackingNo) (*Flow, func(Result, *dag.Result), error) {
 	noShadow := func(Result, *dag.Result) {}
-	if s.releases == nil {
-		f, err := s.flows.ForStation(station)
-		return f, noShadow, err
-	}
-	rule, ok := s.releases.Rule(station)
-	if !ok {
-		f, err := s.flows.ForStation(station)
-		return f, noShadow, err
-	}
-	stable, err := s.flows.Version(rule.StableFlow, rule.StableVersion)
+	c, err := s.router.Choose(station, tn)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := rule.Decide(tn)
-	if !d.ServeCandidate && !d.Shadow {
-		return stable, noShadow, nil
-	}
-	candidate, err := s.flows.Version(rule.CandidateFlow, rule.CandidateVersion)
-	if err != nil {
-		return stable, noShadow, nil // a rule naming a vanished flow never stops sorting
-	}
-	if d.ServeCandidate {
-		if s.shadow != nil {
-			s.shadow.servedByCandidate.WithLabelValues(station).Inc()
-		}
-		return candidate, noShadow, nil
-	}
 	if s.shadow == nil {
-		return stable, noShadow, nil
+		return c.Flow, noShadow, nil
 	}
-	return stable, s.shadow.launch(station, tn, stable, candidate), nil
+	if c.ServedByCandidate {
+		s.shadow.servedByCandidate.WithLabelValues(station).Inc()
+	}
+	if c.Shadow == nil {
+		return c.Flow, noShadow, nil
+	}
+	return c.Flow, s.shadow.launch(station, tn, c.Flow, c.Shadow), nil
 }
 
 // Chutes is the chute-map store the service sorts with.
-func (s *Service) Chutes() *ChuteStore { return s.chutes }
+func (s *Service) Chutes() *ChuteStore { return s.router.chutes }
 
 // Flows is the set of flows the service runs.
-func (s *Service) Flows() *FlowSet { return s.flows }
+func (s *Service) Flows() *FlowSet { return s.router.flows }
 
 // Sort decides the next hop and chute of a parcel at a station and records
 // it: sort result, work order and tracking event in one transaction. A scan
@@ -143,14 +127,14 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 	// whether there was a first one.
 	// The chute map is checked first: without one no parcel can be sorted
 	// and the supervisor must be told, not every parcel sent to exceptions.
-	if _, err := s.chutes.Get(ctx, scan.StationID); err != nil {
+	if _, err := s.router.chutes.Get(ctx, scan.StationID); err != nil {
 		return orPrior(ctx, s, scan, hash, err, replayed)
 	}
 	plan, shadow, err := s.chooseFlow(scan.StationID, tn)
 	if err != nil {
 		return orPrior(ctx, s, scan, hash, err, replayed)
 	}
-	res, run := s.run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
+	res, run := s.router.Run(ctx, plan, scan.StationID, tn, dag.Options{Sequential: plan.Sequential})
 	served := res
 	if opts.Trace {
 		res.Trace = &run.Trace
@@ -166,36 +150,11 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 // Run sorts without recording: for shadow comparisons and pre-sort, which
 // store results their own way.
 func (s *Service) Run(ctx context.Context, flow *Flow, stationID string, tn ident.TrackingNo, dryRun bool) (Result, *dag.Result) {
-	return s.run(ctx, flow, stationID, tn, dag.Options{DryRun: dryRun, Sequential: flow.Sequential})
+	return s.router.Run(ctx, flow, stationID, tn, dag.Options{DryRun: dryRun, Sequential: flow.Sequential})
 }
 
 func (s *Service) run(ctx context.Context, flow *Flow, stationID string, tn ident.TrackingNo, opts dag.Options) (Result, *dag.Result) {
-	opts.Metrics = s.metrics
-	res := Result{TrackingNo: string(tn), StationID: stationID, Flow: flow.Name, FlowVersion: flow.Version, Degraded: []dag.Degradation{}}
-	run, err := dag.Run(ctx, flow.Plan, []dag.Value{KeyTrackingNo.Bind(string(tn)), KeyStationID.Bind(stationID)}, opts)
-	if run != nil && len(run.Degraded) > 0 {
-		res.Degraded = run.Degraded
-	}
-	if run != nil {
-		if wb, ok := dag.Output(run, KeyWaybill); ok {
-			res.WeightG = int(wb.WeightG)
-		}
-	}
-	if err == nil {
-		hop, _ := dag.Output(run, KeyNextHop)
-		chute, _ := dag.Output(run, KeyChute)
-		res.NextHop, res.Chute = &hop, chute
-		return res, run
-	}
-	var exc *Exception
-	if !errors.As(err, &exc) {
-		exc = &Exception{Code: CodeDownstreamUnavailable, Reason: unavailableReason(err)}
-	}
-	res.Exception = exc
-	if m, cerr := s.chutes.Get(ctx, stationID); cerr == nil {
-		res.Chute = m.ExceptionChute
-	}
-	return res, run
+	return s.router.Run(ctx, flow, stationID, tn, opts)
 }
 
 // unavailableReason says which step could not finish, without leaking
@@ -292,13 +251,15 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	// One round trip and one commit: work order, event, sort result, the
 	// parcel's state and the belt's tombstone (a parcel sorted by hand is
 	// sorted anew at the belt).
-	var spread bool
+	var spread func(context.Context)
 	out, err := workorder.Commit[Result](ctx, s.db, order, func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, exception_code, exception_reason,
 			                           flow, flow_version, degraded, trace, source, created_at)
 			 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12)`,
 			woID, scan.StationID, res.TrackingNo, hop, res.Chute, excCode, excReason, res.Flow, res.FlowVersion, degraded, traceJSON, res.SortedAt)
-		s.belt.queueDrop(b, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt, &spread)
+		if s.drops != nil {
+			spread = s.drops.QueueDrop(b, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt)
+		}
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("sorting: record sort of %s: %w", res.TrackingNo, err)
@@ -306,8 +267,8 @@ func (s *Service) record(ctx context.Context, scan Scan, hash []byte, res Result
 	if out.Replayed {
 		return out, nil
 	}
-	if spread {
-		s.belt.dropped(ctx, scan.StationID, ident.TrackingNo(res.TrackingNo), res.SortedAt)
+	if spread != nil {
+		spread(ctx)
 	}
 	out.Value.Trace = withTrace
 	return out, nil

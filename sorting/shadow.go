@@ -36,10 +36,10 @@ type ShadowConfig struct {
 // Shadow runs candidate flows after served sorts, compares, and records
 // counts and mismatches. It owns its goroutines: Close waits for them.
 type Shadow struct {
-	svc *Service
-	db  *pgxpool.Pool
-	cfg ShadowConfig
-	log *zap.Logger
+	router *Router
+	db     *pgxpool.Pool
+	cfg    ShadowConfig
+	log    *zap.Logger
 
 	base   context.Context
 	cancel context.CancelFunc
@@ -61,7 +61,7 @@ type countKey struct {
 type count struct{ comparisons, mismatches, drops int }
 
 // NewShadow builds the shadow runner; reg may be nil.
-func NewShadow(svc *Service, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger, reg prometheus.Registerer) *Shadow {
+func NewShadow(router *Router, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger, reg prometheus.Registerer) *Shadow {
 	if cfg.Budget <= 0 {
 		cfg.Budget = 64
 	}
@@ -80,7 +80,7 @@ func NewShadow(svc *Service, db *pgxpool.Pool, cfg ShadowConfig, log *zap.Logger
 		return v
 	}
 	return &Shadow{
-		svc: svc, db: db, cfg: cfg, log: log, base: base, cancel: cancel,
+		router: router, db: db, cfg: cfg, log: log, base: base, cancel: cancel,
 		slots:             make(chan struct{}, cfg.Budget),
 		counts:            map[countKey]*count{},
 		comparisons:       vec("station_shadow_comparisons_total", "Shadow comparisons by site."),
@@ -134,7 +134,7 @@ func (sh *Shadow) run(ctx context.Context, flow *Flow, site string, tn ident.Tra
 			res = Result{Exception: &Exception{Code: CodeDownstreamUnavailable, Reason: fmt.Sprintf("candidate panicked: %v", v)}}
 		}
 	}()
-	return sh.svc.run(ctx, flow, site, tn, dag.Options{DryRun: true, Sequential: flow.Sequential})
+	return sh.router.Run(ctx, flow, site, tn, dag.Options{DryRun: true, Sequential: flow.Sequential})
 }
 
 // Same reports whether two sort answers agree on what the belt and the

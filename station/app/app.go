@@ -36,6 +36,7 @@ import (
 	"github.com/expresshub/station/packing"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/grpcserver"
@@ -76,7 +77,7 @@ type App struct {
 	leases    *lease.Holder
 	http      *httpapi.Server
 	grpc      *grpcserver.Server
-	belt      *sorting.Belt
+	belt      *belt.Service
 	sorters   *auth.Sorters
 	sorterAPI *sorterapi.Server
 	// The HTTP server listens from the start of New, on front, which
@@ -153,7 +154,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
-	a.sorting = sorting.NewService(db, flows, chutes, dagMetrics)
 	a.releases = sorting.NewReleases(db, a.rdb, cfg.Redis.Prefix, flows, sorting.GuardConfig{
 		MinMatchRate: cfg.Release.MinMatchRate, MinComparisons: cfg.Release.MinComparisons, Window: cfg.Release.GuardWindow,
 	}, log.Named("release"))
@@ -166,17 +166,20 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
-	a.shadow = sorting.NewShadow(a.sorting, db, sorting.ShadowConfig{
+	// One router chooses and runs the flows for terminals, shadow runs and
+	// the belt; each part is built once, with what it needs.
+	router := sorting.NewRouter(flows, chutes, dagMetrics, a.releases)
+	a.shadow = sorting.NewShadow(router, db, sorting.ShadowConfig{
 		Budget: cfg.Release.ShadowBudget, Deadline: cfg.Release.ShadowDeadline, NoiseEvery: cfg.Release.NoiseEvery,
 	}, log.Named("shadow"), a.registry)
-	a.sorting.EnableRelease(a.releases, a.shadow)
 	// The sorting machine: the belt's answers and the machines' keys.
-	a.belt = sorting.NewBelt(a.sorting, db, a.rdb, sorting.BeltConfig{
+	a.belt = belt.New(router, db, a.rdb, belt.Config{
 		TTL: cfg.Sorter.PresortTTL, SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
 		Parallelism: cfg.Sorter.Parallelism, OnTheFly: cfg.Sorter.OnTheFly, CacheEntries: cfg.Sorter.CacheEntries,
 		ConfirmMaxAhead: cfg.Sorter.ConfirmMaxAhead, ConfirmMaxAge: cfg.Sorter.ConfirmMaxAge,
 		RedisPrefix: cfg.Redis.Prefix, Log: slog.New(zapslog.NewHandler(log.Named("belt").Core())), Registerer: a.registry,
 	})
+	a.sorting = sorting.NewService(db, router, a.shadow, a.belt)
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
 	a.sorterAPI = sorterapi.New(a.belt, sorterapi.Config{
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
@@ -268,7 +271,7 @@ func (a *App) Auth() *auth.Service { return a.auth }
 func (a *App) Sorters() *auth.Sorters { return a.sorters }
 
 // Belt serves the sorting machine.
-func (a *App) Belt() *sorting.Belt { return a.belt }
+func (a *App) Belt() *belt.Service { return a.belt }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: readiness
 // and gRPC health go NOT_SERVING, listeners close, in-flight requests finish

@@ -5,6 +5,7 @@ import (
 
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
 )
 
 func badStation() *errdetails.BadRequest {
@@ -19,23 +20,23 @@ var chuteKinds = map[sorting.ChuteKind]stationv1.ChuteKind{
 	sorting.ChuteReject:    stationv1.ChuteKind_CHUTE_KIND_REJECT,
 }
 
-var sources = map[sorting.DecisionSource]stationv1.DecisionSource{
-	sorting.FromPresort:  stationv1.DecisionSource_DECISION_SOURCE_PRESORTED,
-	sorting.FromOnTheFly: stationv1.DecisionSource_DECISION_SOURCE_ON_THE_FLY,
-	sorting.FromFallback: stationv1.DecisionSource_DECISION_SOURCE_FALLBACK,
+var sources = map[belt.DecisionSource]stationv1.DecisionSource{
+	belt.FromPresort:  stationv1.DecisionSource_DECISION_SOURCE_PRESORTED,
+	belt.FromOnTheFly: stationv1.DecisionSource_DECISION_SOURCE_ON_THE_FLY,
+	belt.FromFallback: stationv1.DecisionSource_DECISION_SOURCE_FALLBACK,
 }
 
-var outcomes = map[stationv1.ConfirmOutcome]sorting.SorterOutcome{
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_SORTED:        sorting.OutcomeSorted,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_NO_READ:       sorting.OutcomeNoRead,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_CHUTE_FULL:    sorting.OutcomeChuteFull,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_CHUTE_CLEARED: sorting.OutcomeChuteCleared,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_RECIRCULATED:  sorting.OutcomeRecirculated,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_REJECTED:      sorting.OutcomeRejected,
-	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_MISSORT:       sorting.OutcomeMissort,
+var outcomes = map[stationv1.ConfirmOutcome]belt.SorterOutcome{
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_SORTED:        belt.OutcomeSorted,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_NO_READ:       belt.OutcomeNoRead,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_CHUTE_FULL:    belt.OutcomeChuteFull,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_CHUTE_CLEARED: belt.OutcomeChuteCleared,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_RECIRCULATED:  belt.OutcomeRecirculated,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_REJECTED:      belt.OutcomeRejected,
+	stationv1.ConfirmOutcome_CONFIRM_OUTCOME_MISSORT:       belt.OutcomeMissort,
 }
 
-func decisionPB(d sorting.BeltDecision) *stationv1.Decision {
+func decisionPB(d belt.Decision) *stationv1.Decision {
 	return &stationv1.Decision{
 		TrackingNo:  d.TrackingNo,
 		Chute:       int32(d.Chute),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/expresshub/station/fault"
+	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/station/dbfail"
 
 	"go.uber.org/zap"
@@ -16,8 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/expresshub/station/sorting"
 )
 
 // errorDomain names Station in ErrorInfo details.
@@ -89,7 +88,7 @@ func (s *Server) toStatus(err error, field string) error {
 	if err == nil {
 		return nil
 	}
-	if batch, ok := errors.AsType[*sorting.InvalidBatchError](err); ok {
+	if batch, ok := errors.AsType[*belt.InvalidBatchError](err); ok {
 		// Every bad index of a pre-sort batch, so the machine can drop them.
 		br := &errdetails.BadRequest{}
 		for _, i := range batch.Indexes() {

@@ -18,6 +18,7 @@ import (
 	"github.com/expresshub/station/ident"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -29,17 +30,17 @@ func (b *errBelt) err() error { return b.v.Load().(box).err }
 type box struct{ err error }
 
 func (*errBelt) CheckStation(context.Context, string) error { return nil }
-func (b *errBelt) Resolve(context.Context, string, ident.TrackingNo) (sorting.BeltDecision, error) {
-	return sorting.BeltDecision{}, b.err()
+func (b *errBelt) Resolve(context.Context, string, ident.TrackingNo) (belt.Decision, error) {
+	return belt.Decision{}, b.err()
 }
-func (b *errBelt) PreSort(context.Context, string, []string) ([]sorting.BeltDecision, time.Time, error) {
+func (b *errBelt) PreSort(context.Context, string, []string) ([]belt.Decision, time.Time, error) {
 	return nil, time.Time{}, b.err()
 }
-func (b *errBelt) Reject(context.Context, string, string, string, string) (sorting.BeltDecision, error) {
-	return sorting.BeltDecision{}, b.err()
+func (b *errBelt) Reject(context.Context, string, string, string, string) (belt.Decision, error) {
+	return belt.Decision{}, b.err()
 }
-func (b *errBelt) Confirm(context.Context, sorting.SorterEvent) (sorting.Confirmation, error) {
-	return sorting.Confirmation{}, b.err()
+func (b *errBelt) Confirm(context.Context, belt.SorterEvent) (belt.Confirmation, error) {
+	return belt.Confirmation{}, b.err()
 }
 
 // errorEdge serves the sorter API over real gRPC with a belt that fails
@@ -124,10 +125,10 @@ func TestFrozenAnswersStay(t *testing.T) {
 		{workorder.ErrScanIDReused, codes.AlreadyExists, ReasonSequenceReused},
 		{sorting.ErrNoChuteMap, codes.NotFound, ReasonUnknownStation},
 		{sorting.ErrNoFlow, codes.NotFound, ReasonUnknownStation},
-		{&sorting.SequenceError{Sequence: 5, Newest: 7}, codes.FailedPrecondition, ReasonSequenceBackwards},
-		{fmt.Errorf("%w: no sorter", sorting.ErrInvalidSorterEvent), codes.InvalidArgument, ReasonInvalidEvent},
-		{sorting.ErrBatchTooLarge, codes.InvalidArgument, "BATCH_SIZE"},
-		{sorting.ErrEmptyBatch, codes.InvalidArgument, "BATCH_SIZE"},
+		{&belt.SequenceError{Sequence: 5, Newest: 7}, codes.FailedPrecondition, ReasonSequenceBackwards},
+		{fmt.Errorf("%w: no sorter", belt.ErrInvalidSorterEvent), codes.InvalidArgument, ReasonInvalidEvent},
+		{belt.ErrBatchTooLarge, codes.InvalidArgument, "BATCH_SIZE"},
+		{belt.ErrEmptyBatch, codes.InvalidArgument, "BATCH_SIZE"},
 		{ident.ErrInvalidTrackingNo, codes.InvalidArgument, "INVALID_TRACKING_NO"},
 	} {
 		st := resolveWith(fmt.Errorf("op: %w", c.err))
@@ -135,7 +136,7 @@ func TestFrozenAnswersStay(t *testing.T) {
 			t.Errorf("%v: %v %v, want %v %s", c.err, st.Code(), st.Details(), c.code, c.reason)
 		}
 	}
-	st := resolveWith(&sorting.SequenceError{Sequence: 5, Newest: 7})
+	st := resolveWith(&belt.SequenceError{Sequence: 5, Newest: 7})
 	if md := errorInfo(st).GetMetadata(); md["newest_sequence"] != "7" {
 		t.Fatalf("metadata %v", md)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/expresshub/station/ident"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
-	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/grpcserver"
 )
@@ -46,7 +46,7 @@ func newGateBelt() *gateBelt {
 	return &gateBelt{open: make(chan struct{}), inflight: map[string]int{}, maxSorter: map[string]int{}}
 }
 
-func (b *gateBelt) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (sorting.BeltDecision, error) {
+func (b *gateBelt) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (belt.Decision, error) {
 	p, _ := auth.FromContext(ctx)
 	b.mu.Lock()
 	b.total++
@@ -62,9 +62,9 @@ func (b *gateBelt) Resolve(ctx context.Context, station string, tn ident.Trackin
 	}()
 	select {
 	case <-b.open:
-		return sorting.BeltDecision{TrackingNo: string(tn), Chute: 1, NextHop: "SG-H02", Source: sorting.FromPresort}, nil
+		return belt.Decision{TrackingNo: string(tn), Chute: 1, NextHop: "SG-H02", Source: belt.FromPresort}, nil
 	case <-ctx.Done():
-		return sorting.BeltDecision{}, ctx.Err()
+		return belt.Decision{}, ctx.Err()
 	}
 }
 
@@ -86,16 +86,16 @@ func (b *gateBelt) maxima() (total int, bySorter map[string]int) {
 
 func (*gateBelt) CheckStation(context.Context, string) error { return nil }
 
-func (*gateBelt) PreSort(context.Context, string, []string) ([]sorting.BeltDecision, time.Time, error) {
+func (*gateBelt) PreSort(context.Context, string, []string) ([]belt.Decision, time.Time, error) {
 	return nil, time.Time{}, errors.New("not used")
 }
 
-func (*gateBelt) Reject(context.Context, string, string, string, string) (sorting.BeltDecision, error) {
-	return sorting.BeltDecision{}, errors.New("not used")
+func (*gateBelt) Reject(context.Context, string, string, string, string) (belt.Decision, error) {
+	return belt.Decision{}, errors.New("not used")
 }
 
-func (*gateBelt) Confirm(context.Context, sorting.SorterEvent) (sorting.Confirmation, error) {
-	return sorting.Confirmation{}, errors.New("not used")
+func (*gateBelt) Confirm(context.Context, belt.SorterEvent) (belt.Confirmation, error) {
+	return belt.Confirmation{}, errors.New("not used")
 }
 
 // keys authenticates a sorter whose key is its id, all at SG-H01.

@@ -16,16 +16,17 @@ import (
 	"github.com/expresshub/station/ident"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/station/auth"
 )
 
-// Belt is what the server asks of package sorting (*sorting.Belt).
+// Belt is what the server asks of package sorting (*belt.Service).
 type Belt interface {
 	CheckStation(ctx context.Context, station string) error
-	PreSort(ctx context.Context, station string, trackingNos []string) ([]sorting.BeltDecision, time.Time, error)
-	Resolve(ctx context.Context, station string, tn ident.TrackingNo) (sorting.BeltDecision, error)
-	Reject(ctx context.Context, station, trackingNo, code, reason string) (sorting.BeltDecision, error)
-	Confirm(ctx context.Context, ev sorting.SorterEvent) (sorting.Confirmation, error)
+	PreSort(ctx context.Context, station string, trackingNos []string) ([]belt.Decision, time.Time, error)
+	Resolve(ctx context.Context, station string, tn ident.TrackingNo) (belt.Decision, error)
+	Reject(ctx context.Context, station, trackingNo, code, reason string) (belt.Decision, error)
+	Confirm(ctx context.Context, ev belt.SorterEvent) (belt.Confirmation, error)
 }
 
 // Config tunes the server. Zero values take the defaults in brackets.
@@ -187,7 +188,7 @@ func (s *Server) Resolve(ctx context.Context, req *stationv1.ResolveRequest) (*s
 type slot struct {
 	id   uint64
 	done chan struct{}
-	d    sorting.BeltDecision
+	d    belt.Decision
 	err  error
 }
 
@@ -361,7 +362,7 @@ func (s *Server) confirm(ctx context.Context, p auth.Principal, req *stationv1.C
 	if !ok {
 		return nil, withDetails(codes.InvalidArgument, "outcome is required", info(ReasonInvalidEvent, nil))
 	}
-	ev := sorting.SorterEvent{StationID: st, SorterID: p.ID, Sequence: req.GetSequence(), Outcome: outcome,
+	ev := belt.SorterEvent{StationID: st, SorterID: p.ID, Sequence: req.GetSequence(), Outcome: outcome,
 		TrackingNo: req.GetTrackingNo(), Chute: int(req.GetChute())}
 	if req.GetOccurredAt() != nil {
 		if err := req.GetOccurredAt().CheckValid(); err != nil {

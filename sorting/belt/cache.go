@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"hash/maphash"
@@ -8,28 +8,28 @@ import (
 	"github.com/expresshub/station/ident"
 )
 
-// beltKey names one parcel at one station.
-type beltKey struct {
+// key names one parcel at one station.
+type key struct {
 	station string
 	tn      ident.TrackingNo
 }
 
-// beltCache is the in-process layer of the belt's lookup table: bounded,
+// cache is the in-process layer of the belt's lookup table: bounded,
 // with a lifetime per entry, sharded so concurrent Resolves rarely share a
 // lock. It also keeps tombstones: an invalidation heard here stops an older
 // answer (read from Redis a moment before) from being cached after it.
-type beltCache struct {
+type cache struct {
 	seed   maphash.Seed
 	ttl    time.Duration
 	max    int // per shard
-	shards [beltCacheShards]beltShard
+	shards [cacheShards]shard
 }
 
-const beltCacheShards = 32
+const cacheShards = 32
 
-type beltShard struct {
+type shard struct {
 	mu sync.RWMutex
-	m  map[beltKey]cached
+	m  map[key]cached
 }
 
 type cached struct {
@@ -38,24 +38,24 @@ type cached struct {
 	expires time.Time
 }
 
-func newBeltCache(size int, ttl time.Duration) *beltCache {
-	c := &beltCache{seed: maphash.MakeSeed(), ttl: ttl, max: max(size/beltCacheShards, 1)}
+func newCache(size int, ttl time.Duration) *cache {
+	c := &cache{seed: maphash.MakeSeed(), ttl: ttl, max: max(size/cacheShards, 1)}
 	for i := range c.shards {
-		c.shards[i].m = map[beltKey]cached{}
+		c.shards[i].m = map[key]cached{}
 	}
 	return c
 }
 
-func (c *beltCache) shard(k beltKey) *beltShard {
+func (c *cache) shard(k key) *shard {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteString(k.station)
 	h.WriteString(string(k.tn))
-	return &c.shards[h.Sum64()%beltCacheShards]
+	return &c.shards[h.Sum64()%cacheShards]
 }
 
 // get returns a live entry.
-func (c *beltCache) get(k beltKey, now time.Time) (entry, bool) {
+func (c *cache) get(k key, now time.Time) (entry, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	v, ok := s.m[k]
@@ -67,7 +67,7 @@ func (c *beltCache) get(k beltKey, now time.Time) (entry, bool) {
 }
 
 // put caches e unless a tombstone at or after its sort start is held.
-func (c *beltCache) put(k beltKey, e entry, now time.Time) {
+func (c *cache) put(k key, e entry, now time.Time) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,7 +84,7 @@ func (c *beltCache) put(k beltKey, e entry, now time.Time) {
 
 // tombstone records an invalidation at ms: the entry is gone, and nothing
 // sorted before ms may come back.
-func (c *beltCache) tombstone(k beltKey, ms int64, now time.Time) {
+func (c *cache) tombstone(k key, ms int64, now time.Time) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,7 +97,7 @@ func (c *beltCache) tombstone(k beltKey, ms int64, now time.Time) {
 
 // evictLocked makes room for k: a full shard drops a few entries, whichever
 // the map yields first (random enough, and O(1)).
-func (c *beltCache) evictLocked(s *beltShard, k beltKey) {
+func (c *cache) evictLocked(s *shard, k key) {
 	if _, ok := s.m[k]; ok || len(s.m) < c.max {
 		return
 	}
@@ -112,7 +112,7 @@ func (c *beltCache) evictLocked(s *beltShard, k beltKey) {
 
 // flush drops everything: after losing the invalidation channel, nothing
 // cached can be trusted.
-func (c *beltCache) flush() {
+func (c *cache) flush() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
@@ -122,7 +122,7 @@ func (c *beltCache) flush() {
 }
 
 // len counts entries (tests).
-func (c *beltCache) len() int {
+func (c *cache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]

@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -9,21 +9,22 @@ import (
 
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
+	"github.com/expresshub/station/sorting"
 )
 
 func TestDecidePicksTheFirstChuteNotFullThenOverflow(t *testing.T) {
-	m := ChuteMap{NextHops: map[string][]int{"SG-L01": {1, 2}, "SG-L02": {3}}, ExceptionChute: 10, OverflowChute: 11, RejectChute: 12}
+	m := sorting.ChuteMap{NextHops: map[string][]int{"SG-L01": {1, 2}, "SG-L02": {3}}, ExceptionChute: 10, OverflowChute: 11, RejectChute: 12}
 	e := entry{NextHop: "SG-L01", Flow: "full", Version: 1}
 	cases := []struct {
 		full  []int
 		chute int
-		kind  ChuteKind
+		kind  sorting.ChuteKind
 	}{
-		{nil, 1, ChuteNextHop},
-		{[]int{1}, 2, ChuteNextHop},
-		{[]int{2}, 1, ChuteNextHop},
-		{[]int{1, 2}, 11, ChuteOverflow},
-		{[]int{3}, 1, ChuteNextHop},
+		{nil, 1, sorting.ChuteNextHop},
+		{[]int{1}, 2, sorting.ChuteNextHop},
+		{[]int{2}, 1, sorting.ChuteNextHop},
+		{[]int{1, 2}, 11, sorting.ChuteOverflow},
+		{[]int{3}, 1, sorting.ChuteNextHop},
 	}
 	for _, c := range cases {
 		d := decide("SG1000000001", m, fullChutes{chutes: c.full}, e, FromPresort)
@@ -31,19 +32,19 @@ func TestDecidePicksTheFirstChuteNotFullThenOverflow(t *testing.T) {
 			t.Errorf("full %v: chute %d %s, want %d %s", c.full, d.Chute, d.ChuteKind, c.chute, c.kind)
 		}
 	}
-	if d := decide("SG1000000001", m, fullChutes{}, entry{ExcCode: CodeCancelled, ExcReason: "x"}, FromPresort); d.Chute != 10 || d.ReasonCode != CodeCancelled {
+	if d := decide("SG1000000001", m, fullChutes{}, entry{ExcCode: sorting.CodeCancelled, ExcReason: "x"}, FromPresort); d.Chute != 10 || d.ReasonCode != sorting.CodeCancelled {
 		t.Errorf("exception: %+v", d)
 	}
 	// A next hop the map no longer has goes to the exception chute, named.
-	if d := decide("SG1000000001", m, fullChutes{}, entry{NextHop: "SG-L09"}, FromPresort); d.Chute != 10 || d.ReasonCode != CodeNoChute {
+	if d := decide("SG1000000001", m, fullChutes{}, entry{NextHop: "SG-L09"}, FromPresort); d.Chute != 10 || d.ReasonCode != sorting.CodeNoChute {
 		t.Errorf("unmapped hop: %+v", d)
 	}
 }
 
 func TestCacheTombstoneKeepsOlderAnswersOut(t *testing.T) {
-	c := newBeltCache(1000, time.Minute)
+	c := newCache(1000, time.Minute)
 	now := time.Now()
-	k := beltKey{"SG-H01", "SG1000000001"}
+	k := key{"SG-H01", "SG1000000001"}
 	old := entry{NextHop: "SG-L01", SortedAt: 100, Expires: now.Add(time.Hour).UnixMilli()}
 	c.put(k, old, now)
 	if _, ok := c.get(k, now); !ok {
@@ -70,20 +71,20 @@ func TestCacheTombstoneKeepsOlderAnswersOut(t *testing.T) {
 }
 
 func TestCacheStaysBounded(t *testing.T) {
-	c := newBeltCache(64, time.Minute)
+	c := newCache(64, time.Minute)
 	now := time.Now()
 	for i := range 10000 {
-		c.put(beltKey{"SG-H01", ident.TrackingNo(string(rune('A'+i%26)) + time.Duration(i).String())},
+		c.put(key{"SG-H01", ident.TrackingNo(string(rune('A'+i%26)) + time.Duration(i).String())},
 			entry{Expires: now.Add(time.Hour).UnixMilli()}, now)
 	}
-	if n := c.len(); n > 64+beltCacheShards {
+	if n := c.len(); n > 64+cacheShards {
 		t.Fatalf("%d entries in a cache of 64", n)
 	}
 }
 
 func TestRedisKeepsTheNewestWhateverTheOrderOfArrival(t *testing.T) {
 	rdb, prefix := dbtest.Redis(t)
-	b := &Belt{rdb: rdb, cfg: BeltConfig{RedisPrefix: prefix}.withDefaults()}
+	b := &Service{rdb: rdb, cfg: Config{RedisPrefix: prefix}.withDefaults()}
 	ctx := context.Background()
 	put := func(v string, asOf int64) {
 		t.Helper()
@@ -132,7 +133,7 @@ func TestEntryRoundTripsThroughRedisEncoding(t *testing.T) {
 
 func TestPruneDropsExpiredAnswersAndOldTombstonesFromRedis(t *testing.T) {
 	rdb, prefix := dbtest.Redis(t)
-	b := &Belt{rdb: rdb, cfg: BeltConfig{RedisPrefix: prefix, TTL: time.Hour}.withDefaults(), now: time.Now}
+	b := &Service{rdb: rdb, cfg: Config{RedisPrefix: prefix, TTL: time.Hour}.withDefaults(), now: time.Now}
 	ctx := context.Background()
 	now := time.Now()
 	live, _ := encodeEntry(entry{SortedAt: now.UnixMilli(), Expires: now.Add(time.Hour).UnixMilli()})

@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/sorting"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -48,7 +50,7 @@ const maxReportedProblems = 100
 // A parcel whose sort could not reach a dependency is answered with the
 // reject chute and not stored (Resolve sorts it again). A batch with a
 // malformed tracking number is refused whole (*InvalidBatchError).
-func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]BeltDecision, time.Time, error) {
+func (b *Service) PreSort(ctx context.Context, station string, raw []string) ([]Decision, time.Time, error) {
 	switch {
 	case len(raw) == 0:
 		return nil, time.Time{}, ErrEmptyBatch
@@ -73,11 +75,11 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 	if bad != nil {
 		return nil, time.Time{}, bad
 	}
-	m, err := b.svc.chutes.Get(ctx, station)
+	m, err := b.router.Chutes().Get(ctx, station)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if _, err := b.svc.flows.ForStation(station); err != nil {
+	if _, err := b.router.Flows().ForStation(station); err != nil {
 		return nil, time.Time{}, err
 	}
 
@@ -90,7 +92,7 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 		}
 	}
 	start := b.now().Truncate(time.Millisecond)
-	results := make([]Result, len(unique))
+	results := make([]sorting.Result, len(unique))
 	todo := make([]int, len(unique))
 	for i := range todo {
 		todo[i] = i
@@ -105,10 +107,10 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 			g.Go(func() error {
 				flow, err := b.flowFor(station, tn)
 				if err != nil {
-					results[i] = Result{TrackingNo: string(tn), Exception: &Exception{Code: CodeDownstreamUnavailable, Reason: "no flow"}}
+					results[i] = sorting.Result{TrackingNo: string(tn), Exception: &sorting.Exception{Code: sorting.CodeDownstreamUnavailable, Reason: "no flow"}}
 					return nil
 				}
-				results[i], _ = b.svc.Run(ctx, flow, station, tn, false)
+				results[i], _ = b.router.Run(ctx, flow, station, tn, dag.Options{Sequential: flow.Sequential})
 				return nil
 			})
 		}
@@ -134,7 +136,7 @@ func (b *Belt) PreSort(ctx context.Context, station string, raw []string) ([]Bel
 		return nil, time.Time{}, err
 	}
 	full, _ := b.fullChutesOrNone(ctx, station)
-	out := make([]BeltDecision, len(tns))
+	out := make([]Decision, len(tns))
 	for i, tn := range tns {
 		j := seen[tn]
 		if r := results[j]; !storable(r) {

@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -71,10 +72,10 @@ func (e *SequenceError) Unwrap() error {
 }
 
 // Confirmation is the recorded answer to a sorter event. It carries the
-// fields of a Result, so a confirmed sort reads like any other sort result
+// fields of a sorting.Result, so a confirmed sort reads like any other sort result
 // (Service.Latest) once it is the parcel's newest.
 type Confirmation struct {
-	Result
+	sorting.Result
 	SorterID   string        `json:"sorter_id"`
 	Sequence   uint64        `json:"sequence"`
 	Outcome    SorterOutcome `json:"outcome"`
@@ -87,7 +88,7 @@ type Confirmation struct {
 // and chute_cleared, and for a parcel sorted into a chute its sort result.
 // A replayed sequence returns the original answer and writes nothing; a
 // sequence not above the sorter's newest is a *SequenceError.
-func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error) {
+func (b *Service) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error) {
 	tn, err := ev.validate()
 	if err != nil {
 		return Confirmation{}, err
@@ -95,7 +96,7 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 	if err := b.checkOccurredAt(ev.OccurredAt); err != nil {
 		return Confirmation{}, err
 	}
-	m, err := b.svc.chutes.Get(ctx, ev.StationID)
+	m, err := b.router.Chutes().Get(ctx, ev.StationID)
 	if err != nil {
 		return Confirmation{}, err
 	}
@@ -134,7 +135,7 @@ func (b *Belt) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, error
 }
 
 // confirmTx records one sorter event inside its work order's transaction.
-func (b *Belt) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, tn ident.TrackingNo, role chuteUse, at time.Time) (Confirmation, workorder.Order, error) {
+func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, tn ident.TrackingNo, role chuteUse, at time.Time) (Confirmation, workorder.Order, error) {
 	// One sorter's events are recorded one at a time, so "newest" is well
 	// defined; other sorters are not held up.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 11))`, "sorter:"+ev.SorterID); err != nil {
@@ -155,7 +156,7 @@ func (b *Belt) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, 
 		known, hasEntry, _ = b.loadPG(ctx, ev.StationID, tn)
 	}
 	c := Confirmation{
-		Result: Result{TrackingNo: string(tn), StationID: ev.StationID, Chute: ev.Chute, Flow: "sorter",
+		Result: sorting.Result{TrackingNo: string(tn), StationID: ev.StationID, Chute: ev.Chute, Flow: "sorter",
 			WorkOrderID: tx.ID.String(), SortedAt: at, Degraded: []dag.Degradation{}},
 		SorterID: ev.SorterID, Sequence: ev.Sequence, Outcome: ev.Outcome, OccurredAt: at,
 	}
@@ -165,12 +166,12 @@ func (b *Belt) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, 
 	writeSort := false
 	if ev.Outcome == OutcomeSorted {
 		switch {
-		case role.kind == ChuteNextHop:
+		case role.kind == sorting.ChuteNextHop:
 			c.NextHop, writeSort = &role.hop, true
-		case role.kind == ChuteOverflow && hasEntry && known.NextHop != "":
+		case role.kind == sorting.ChuteOverflow && hasEntry && known.NextHop != "":
 			c.NextHop, writeSort = &known.NextHop, true
-		case role.kind == ChuteException && hasEntry && known.ExcCode != "":
-			c.Exception, writeSort = &Exception{Code: known.ExcCode, Reason: known.ExcReason}, true
+		case role.kind == sorting.ChuteException && hasEntry && known.ExcCode != "":
+			c.Exception, writeSort = &sorting.Exception{Code: known.ExcCode, Reason: known.ExcReason}, true
 		}
 	}
 	payload := map[string]any{"outcome": string(ev.Outcome), "sorter_id": ev.SorterID, "sequence": ev.Sequence}
@@ -248,8 +249,8 @@ func (ev SorterEvent) validate() (ident.TrackingNo, error) {
 		return "", fmt.Errorf("%w: no sorter", ErrInvalidSorterEvent)
 	case need.chute && ev.Chute == 0:
 		return "", fmt.Errorf("%w: %s needs a chute", ErrInvalidSorterEvent, ev.Outcome)
-	case ev.Chute < 0 || ev.Chute > MaxChute:
-		return "", fmt.Errorf("%w: chute %d is not between 1 and %d", ErrInvalidSorterEvent, ev.Chute, MaxChute)
+	case ev.Chute < 0 || ev.Chute > sorting.MaxChute:
+		return "", fmt.Errorf("%w: chute %d is not between 1 and %d", ErrInvalidSorterEvent, ev.Chute, sorting.MaxChute)
 	case need.trackingNo && ev.TrackingNo == "":
 		return "", fmt.Errorf("%w: %s needs a tracking number", ErrInvalidSorterEvent, ev.Outcome)
 	}
@@ -261,25 +262,25 @@ func (ev SorterEvent) validate() (ident.TrackingNo, error) {
 
 // role of a chute on a map: a next hop's, or a special chute.
 type chuteUse struct {
-	kind ChuteKind // "" when the chute is not on the map
+	kind sorting.ChuteKind // "" when the chute is not on the map
 	hop  string
 }
 
-func chuteRole(m ChuteMap, chute int) chuteUse {
+func chuteRole(m sorting.ChuteMap, chute int) chuteUse {
 	switch chute {
 	case 0:
 		return chuteUse{}
 	case m.ExceptionChute:
-		return chuteUse{kind: ChuteException}
+		return chuteUse{kind: sorting.ChuteException}
 	case m.OverflowChute:
-		return chuteUse{kind: ChuteOverflow}
+		return chuteUse{kind: sorting.ChuteOverflow}
 	case m.RejectChute:
-		return chuteUse{kind: ChuteReject}
+		return chuteUse{kind: sorting.ChuteReject}
 	}
 	for hop, cs := range m.NextHops {
 		for _, c := range cs {
 			if c == chute {
-				return chuteUse{kind: ChuteNextHop, hop: hop}
+				return chuteUse{kind: sorting.ChuteNextHop, hop: hop}
 			}
 		}
 	}

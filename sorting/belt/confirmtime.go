@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // put it there: not more than ConfirmMaxAhead ahead (clock skew), not older
 // than ConfirmMaxAge (a machine that buffered its reports while offline).
 // A zero time means "when Station received it" and is always accepted.
-func (b *Belt) checkOccurredAt(at time.Time) error {
+func (b *Service) checkOccurredAt(at time.Time) error {
 	if at.IsZero() {
 		return nil
 	}

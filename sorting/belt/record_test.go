@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/expresshub/station/clients/sim/simtest"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/workorder"
 )
 
@@ -23,10 +24,10 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 	db := dbtest.Pool(t)
 	s := simtest.Start(t, simtest.WithZeroLatency())
 	rdb, prefix := dbtest.Redis(t)
-	b := newTestBelt(t, db, s, rdb, prefix)
+	b, svc := newTestStation(t, db, s, rdb, prefix)
 	hash := prefix + "belt:presort:SG-H01"
-	scan := func(tn ident.TrackingNo, id string) Scan {
-		return Scan{StationID: "SG-H01", TrackingNo: string(tn), ScanID: id, Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op1"}}
+	scan := func(tn ident.TrackingNo, id string) sorting.Scan {
+		return sorting.Scan{StationID: "SG-H01", TrackingNo: string(tn), ScanID: id, Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: "op1"}}
 	}
 	state := func(tn ident.TrackingNo) (tomb, pending bool) {
 		t.Helper()
@@ -38,7 +39,7 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 	}
 
 	fresh := ident.TrackingNo(sim.ViaStation("SG-H01", 0))
-	if _, err := b.svc.Sort(ctx, scan(fresh, "m-1"), SortOptions{}); err != nil {
+	if _, err := svc.Sort(ctx, scan(fresh, "m-1"), sorting.SortOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if tomb, pending := state(fresh); !tomb || pending {
@@ -63,7 +64,7 @@ func TestManualSortSpreadsTheBeltInvalidationOnlyForAParcelWithAnAnswer(t *testi
 	if _, _, err := b.PreSort(ctx, "SG-H01", []string{string(presorted)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.svc.Sort(ctx, scan(presorted, "m-2"), SortOptions{}); err != nil {
+	if _, err := svc.Sort(ctx, scan(presorted, "m-2"), sorting.SortOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if tomb, pending := state(presorted); !tomb || pending {

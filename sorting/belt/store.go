@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/sorting"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
@@ -44,18 +45,18 @@ type keyedEntry struct {
 // usable reports whether e may answer now for the station's current flow: a
 // newer flow version means the logic changed since, so the parcel is sorted
 // again rather than diverted on the old logic's answer.
-func (e entry) usable(now time.Time, flow *Flow) bool {
+func (e entry) usable(now time.Time, flow *sorting.Flow) bool {
 	return now.UnixMilli() < e.Expires && e.Flow == flow.Name && e.Version == flow.Version
 }
 
 // storable reports whether a run's result may be kept for the belt: a sort
 // that could not reach a dependency is a transient failure, to be retried
 // at the next pass, never cached.
-func storable(r Result) bool {
-	return r.Exception == nil || r.Exception.Code != CodeDownstreamUnavailable
+func storable(r sorting.Result) bool {
+	return r.Exception == nil || r.Exception.Code != sorting.CodeDownstreamUnavailable
 }
 
-func entryOf(r Result, source string, sortedAt time.Time, ttl time.Duration) entry {
+func entryOf(r sorting.Result, source string, sortedAt time.Time, ttl time.Duration) entry {
 	e := entry{Flow: r.Flow, Version: r.FlowVersion, Degraded: len(r.Degraded) > 0, Source: source,
 		SortedAt: sortedAt.UnixMilli(), Expires: sortedAt.Add(ttl).UnixMilli()}
 	if r.NextHop != nil {
@@ -72,11 +73,13 @@ func entryOf(r Result, source string, sortedAt time.Time, ttl time.Duration) ent
 //	belt:presort:<station>  hash  tracking no -> "<sorted ms>|<entry json>" or a tombstone "!<ms>"
 //	belt:chutes:<station>   string "<version>|<full chute>,<full chute>,..."
 //	belt:events             pub/sub: "p|<station>|<tracking no>|<ms>" or "c|<station>"
-func (b *Belt) presortKey(station string) string {
+func (b *Service) presortKey(station string) string {
 	return b.cfg.RedisPrefix + "belt:presort:" + station
 }
-func (b *Belt) chutesKey(station string) string { return b.cfg.RedisPrefix + "belt:chutes:" + station }
-func (b *Belt) eventsChannel() string           { return b.cfg.RedisPrefix + "belt:events" }
+func (b *Service) chutesKey(station string) string {
+	return b.cfg.RedisPrefix + "belt:chutes:" + station
+}
+func (b *Service) eventsChannel() string { return b.cfg.RedisPrefix + "belt:events" }
 
 // putNewer writes hash fields only over older values: ARGV holds the key's
 // lifetime in ms, then triples (field, as-of ms, value). An invalidation
@@ -129,7 +132,7 @@ func decodeEntry(v string) (e entry, tomb int64, err error) {
 }
 
 // redisPut writes entries (or tombstones) to the station's hash.
-func (b *Belt) redisPut(ctx context.Context, station string, fields []string, asOf []int64, values []string) error {
+func (b *Service) redisPut(ctx context.Context, station string, fields []string, asOf []int64, values []string) error {
 	const chunk = 1000 // bounds one script's run time: Redis is single-threaded
 	for lo := 0; lo < len(fields); lo += chunk {
 		hi := min(lo+chunk, len(fields))
@@ -148,7 +151,7 @@ func (b *Belt) redisPut(ctx context.Context, station string, fields []string, as
 // store keeps entries in PostgreSQL (the arbiter), then Redis and this
 // instance's cache. An entry older than an invalidation of its parcel is
 // not stored anywhere; the ones stored are returned.
-func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([]keyedEntry, error) {
+func (b *Service) store(ctx context.Context, station string, items []keyedEntry) ([]keyedEntry, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -212,13 +215,13 @@ func (b *Belt) store(ctx context.Context, station string, items []keyedEntry) ([
 	}
 	now := b.now()
 	for _, it := range stored {
-		b.cache.put(beltKey{station, it.tn}, it.e, now)
+		b.cache.put(key{station, it.tn}, it.e, now)
 	}
 	return stored, nil
 }
 
 // loadPG reads the stored answer of one parcel. A tombstone reads as a miss.
-func (b *Belt) loadPG(ctx context.Context, station string, tn ident.TrackingNo) (entry, bool, error) {
+func (b *Service) loadPG(ctx context.Context, station string, tn ident.TrackingNo) (entry, bool, error) {
 	var e entry
 	var hop, code, reason *string
 	var sorted, expires time.Time
@@ -272,7 +275,7 @@ const invalidateSQL = `
 // invalidateTx writes the tombstone of a parcel in the caller's transaction,
 // so that an invalidation and the end of the belt's old answer commit
 // together; it is always spread afterwards.
-func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn ident.TrackingNo, at time.Time) error {
+func (b *Service) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn ident.TrackingNo, at time.Time) error {
 	var pending bool
 	if err := tx.QueryRow(ctx, invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, true).Scan(&pending); err != nil {
 		return fmt.Errorf("sorting: invalidate belt answer %s: %w", tn, err)
@@ -283,9 +286,9 @@ func (b *Belt) invalidateTx(ctx context.Context, tx pgx.Tx, station string, tn i
 // spread carries a committed invalidation to this instance's cache, Redis
 // and every other instance. If Redis cannot be reached the row stays
 // redis_pending and the belt's worker retries.
-func (b *Belt) spread(ctx context.Context, station string, tn ident.TrackingNo, at time.Time) error {
+func (b *Service) spread(ctx context.Context, station string, tn ident.TrackingNo, at time.Time) error {
 	ms := at.UnixMilli()
-	b.cache.tombstone(beltKey{station, tn}, ms, b.now())
+	b.cache.tombstone(key{station, tn}, ms, b.now())
 	// Always tried, whatever redisOK says: other instances' caches hear of
 	// it only this way, and invalidations are rare enough to afford a
 	// bounded wait when Redis is really down.
@@ -309,7 +312,7 @@ func (b *Belt) spread(ctx context.Context, station string, tn ident.TrackingNo, 
 }
 
 // retryPending spreads invalidations that could not reach Redis before.
-func (b *Belt) retryPending(ctx context.Context) {
+func (b *Service) retryPending(ctx context.Context) {
 	rows, err := b.db.Query(ctx,
 		`SELECT station_id, tracking_no, invalidated_at FROM presort_results WHERE redis_pending LIMIT 1000`)
 	if err != nil {
@@ -337,7 +340,7 @@ func (b *Belt) retryPending(ctx context.Context) {
 // the Redis hashes (whose key lifetime is renewed by every write, so a busy
 // station's hash never expires as a whole). Every instance may run it:
 // deletes are idempotent.
-func (b *Belt) prune(ctx context.Context) {
+func (b *Service) prune(ctx context.Context) {
 	if _, err := b.db.Exec(ctx, `
 		DELETE FROM presort_results WHERE ctid IN (
 		  SELECT ctid FROM presort_results WHERE expires_at < now() AND NOT redis_pending LIMIT 10000)`); err != nil {
@@ -346,7 +349,7 @@ func (b *Belt) prune(ctx context.Context) {
 	b.pruneRedis(ctx)
 }
 
-func (b *Belt) pruneRedis(ctx context.Context) {
+func (b *Service) pruneRedis(ctx context.Context) {
 	now := b.now()
 	// A tombstone older than the TTL guards nothing: every sort it could
 	// stop has expired by now.

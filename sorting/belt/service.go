@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -12,29 +12,21 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/sorting"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
-// Belt errors (besides ident.ErrInvalidTrackingNo, ErrNoChuteMap and ErrNoFlow,
+// Service errors (besides ident.ErrInvalidTrackingNo, sorting.ErrNoChuteMap and sorting.ErrNoFlow,
 // which also mean an unknown station here).
 var (
 	ErrBatchTooLarge = fault.New(fault.Invalid, "batch_size", "pre-sort batch too large")
 	ErrEmptyBatch    = fault.New(fault.Invalid, "batch_size", "pre-sort batch is empty")
-)
-
-// ChuteKind says what a decision's chute is for.
-type ChuteKind string
-
-const (
-	ChuteNextHop   ChuteKind = "next_hop"
-	ChuteException ChuteKind = "exception"
-	ChuteOverflow  ChuteKind = "overflow"
-	ChuteReject    ChuteKind = "reject"
 )
 
 // DecisionSource says how a belt decision was reached.
@@ -46,20 +38,12 @@ const (
 	FromFallback DecisionSource = "fallback"   // not sorted: the reject chute
 )
 
-// Reason codes of the belt, besides the flow's exception codes.
-const (
-	ReasonChuteFull        = "CHUTE_FULL"
-	ReasonNotDecidedInTime = "NOT_DECIDED_IN_TIME"
-	ReasonOverloaded       = "OVERLOADED"
-	ReasonInvalidTN        = "INVALID_TRACKING_NO"
-)
-
-// BeltDecision is where one parcel goes at the belt. (Decision is a
+// Decision is where one parcel goes at the belt. (Decision is a
 // release rule's choice of flow.)
-type BeltDecision struct {
+type Decision struct {
 	TrackingNo  string
 	Chute       int
-	ChuteKind   ChuteKind
+	ChuteKind   sorting.ChuteKind
 	NextHop     string
 	ReasonCode  string
 	Reason      string
@@ -69,8 +53,8 @@ type BeltDecision struct {
 	Degraded    bool
 }
 
-// BeltConfig tunes the belt. Zero values take the defaults in brackets.
-type BeltConfig struct {
+// Config tunes the belt. Zero values take the defaults in brackets.
+type Config struct {
 	// TTL is how long a stored answer is used [12h].
 	TTL time.Duration
 	// SafetyMargin is kept back from a call's deadline for the answer's way
@@ -100,7 +84,7 @@ type BeltConfig struct {
 	Registerer prometheus.Registerer
 }
 
-func (c BeltConfig) withDefaults() BeltConfig {
+func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -127,18 +111,18 @@ func (c BeltConfig) withDefaults() BeltConfig {
 	return c
 }
 
-// Belt answers the sorting machine: pre-sort ahead of time, resolve at the
+// Service answers the sorting machine: pre-sort ahead of time, resolve at the
 // belt, record what the machine reports. Answers live in PostgreSQL (the
 // arbiter), a Redis hash per station (shared by instances) and a small
 // in-process cache; invalidations reach all three and every instance at
 // once over Redis pub/sub.
-type Belt struct {
-	svc    *Service
+type Service struct {
+	router *sorting.Router
 	db     *pgxpool.Pool
 	rdb    redis.UniversalClient
-	cfg    BeltConfig
+	cfg    Config
 	log    *slog.Logger
-	cache  *beltCache
+	cache  *cache
 	states *chuteStates
 	now    func() time.Time
 
@@ -158,7 +142,7 @@ type Belt struct {
 
 	fly     chan struct{} // on-the-fly sort slots
 	mu      sync.Mutex
-	flights map[beltKey]*flight
+	flights map[key]*flight
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -171,22 +155,23 @@ const onTheFlyCap = 5 * time.Second
 // it instead of sorting again.
 type flight struct {
 	done chan struct{}
-	res  Result
+	res  sorting.Result
 	ok   bool // the sort ran (false: no slot was free)
 }
 
-// NewBelt builds the belt over the sorting service and hooks it into the
-// service, so a manual sort drops the parcel's belt answer. Call it once,
+// New builds the belt over the router, which chooses and runs flows as for
+// a manual sort. The sorting service takes the belt as its
+// sorting.PresortedAnswers, so a manual sort drops the parcel's belt answer.
 // while wiring, before anything sorts.
-func NewBelt(svc *Service, db *pgxpool.Pool, rdb redis.UniversalClient, cfg BeltConfig) *Belt {
+func New(router *sorting.Router, db *pgxpool.Pool, rdb redis.UniversalClient, cfg Config) *Service {
 	cfg = cfg.withDefaults()
-	b := &Belt{
-		svc: svc, db: db, rdb: rdb, cfg: cfg, log: cfg.Log,
-		cache:   newBeltCache(cfg.CacheEntries, cfg.CacheTTL),
+	b := &Service{
+		router: router, db: db, rdb: rdb, cfg: cfg, log: cfg.Log,
+		cache:   newCache(cfg.CacheEntries, cfg.CacheTTL),
 		states:  &chuteStates{ttl: cfg.CacheTTL, cache: map[string]cachedChutes{}},
 		now:     time.Now,
 		fly:     make(chan struct{}, cfg.OnTheFly),
-		flights: map[beltKey]*flight{},
+		flights: map[key]*flight{},
 	}
 	b.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "station_belt_decisions_total",
@@ -195,13 +180,12 @@ func NewBelt(svc *Service, db *pgxpool.Pool, rdb redis.UniversalClient, cfg Belt
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(b.decisions)
 	}
-	svc.belt = b
 	return b
 }
 
 // warn logs a store problem at most once a second: when Redis is down,
 // every belt call would otherwise add a line.
-func (b *Belt) warn(msg string, args ...any) {
+func (b *Service) warn(msg string, args ...any) {
 	now := b.now().UnixNano()
 	last := b.lastWarn.Load()
 	if now-last < int64(time.Second) || !b.lastWarn.CompareAndSwap(last, now) {
@@ -215,22 +199,22 @@ func (b *Belt) warn(msg string, args ...any) {
 const redisTimeout = 25 * time.Millisecond
 
 // redisOK reports whether Redis is worth asking now.
-func (b *Belt) redisOK() bool { return b.now().UnixNano() >= b.redisSkipUntil.Load() }
+func (b *Service) redisOK() bool { return b.now().UnixNano() >= b.redisSkipUntil.Load() }
 
 // redisFailed notes a Redis failure (a miss is not one): Redis is skipped
 // for a second.
-func (b *Belt) redisFailed(err error) {
+func (b *Service) redisFailed(err error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		b.redisSkipUntil.Store(b.now().Add(time.Second).UnixNano())
 	}
 }
 
 // pgOK reports whether PostgreSQL is worth asking on the belt's path now.
-func (b *Belt) pgOK() bool { return b.now().UnixNano() >= b.pgSkipUntil.Load() }
+func (b *Service) pgOK() bool { return b.now().UnixNano() >= b.pgSkipUntil.Load() }
 
 // pgFailed notes that PostgreSQL did not answer a belt lookup: it is
 // skipped for a second.
-func (b *Belt) pgFailed() { b.pgSkipUntil.Store(b.now().Add(time.Second).UnixNano()) }
+func (b *Service) pgFailed() { b.pgSkipUntil.Store(b.now().Add(time.Second).UnixNano()) }
 
 // pgBound bounds a PostgreSQL lookup on the belt's path to half of what is
 // left of ctx: a database that does not answer must leave the parcel time
@@ -244,46 +228,46 @@ func pgBound(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // count records a decision (its hit, miss or fallback) and passes it on.
-func (b *Belt) count(d BeltDecision) BeltDecision {
+func (b *Service) count(d Decision) Decision {
 	b.decisions.WithLabelValues(string(d.Source), string(d.ChuteKind)).Inc()
 	return d
 }
 
 // Config is the belt's effective configuration.
-func (b *Belt) Config() BeltConfig { return b.cfg }
+func (b *Service) Config() Config { return b.cfg }
 
 // cacheTrusted reports whether this instance's caches may answer.
-func (b *Belt) cacheTrusted() bool { return b.trusted.Load() }
+func (b *Service) cacheTrusted() bool { return b.trusted.Load() }
 
 // CheckStation reports whether the station can be served: it has a chute
-// map and a flow. It wraps ErrNoChuteMap or ErrNoFlow otherwise.
-func (b *Belt) CheckStation(ctx context.Context, station string) error {
-	if _, err := b.svc.chutes.Get(ctx, station); err != nil {
+// map and a flow. It wraps sorting.ErrNoChuteMap or sorting.ErrNoFlow otherwise.
+func (b *Service) CheckStation(ctx context.Context, station string) error {
+	if _, err := b.router.Chutes().Get(ctx, station); err != nil {
 		return err
 	}
-	_, err := b.svc.flows.ForStation(station)
+	_, err := b.router.Flows().ForStation(station)
 	return err
 }
 
 // Resolve answers the chute of one parcel at the belt, within ctx's
 // deadline less the safety margin (DefaultBudget without a deadline). A
 // parcel always gets a chute; the error is only for a station that cannot
-// be served (ErrNoChuteMap, ErrNoFlow) or a store failure on a hit path
+// be served (sorting.ErrNoChuteMap, sorting.ErrNoFlow) or a store failure on a hit path
 // that PostgreSQL also failed.
-func (b *Belt) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (BeltDecision, error) {
+func (b *Service) Resolve(ctx context.Context, station string, tn ident.TrackingNo) (Decision, error) {
 	start := b.now()
-	m, err := b.svc.chutes.Get(ctx, station)
+	m, err := b.router.Chutes().Get(ctx, station)
 	if err != nil {
-		return BeltDecision{}, err
+		return Decision{}, err
 	}
 	flow, err := b.flowFor(station, tn)
 	if err != nil {
-		return BeltDecision{}, err
+		return Decision{}, err
 	}
 	// The hot path: a pre-sorted parcel in this instance's cache, full
 	// chutes known, no I/O.
 	if b.cacheTrusted() {
-		if e, ok := b.cache.get(beltKey{station, tn}, start); ok && e.usable(start, flow) {
+		if e, ok := b.cache.get(key{station, tn}, start); ok && e.usable(start, flow) {
 			if full, ok := b.states.get(station, start); ok {
 				return b.count(decide(tn, m.ChuteMap, full, e, FromPresort)), nil
 			}
@@ -307,9 +291,9 @@ func (b *Belt) Resolve(ctx context.Context, station string, tn ident.TrackingNo)
 	res, ok := b.sortOnTheFly(lctx, station, tn, flow)
 	if !ok {
 		if lctx.Err() == nil && ctx.Err() == nil {
-			return b.count(reject(tn, m.ChuteMap, ReasonOverloaded, "station is at its on-the-fly sort limit; recirculate")), nil
+			return b.count(reject(tn, m.ChuteMap, sorting.ReasonOverloaded, "station is at its on-the-fly sort limit; recirculate")), nil
 		}
-		return b.count(reject(tn, m.ChuteMap, ReasonNotDecidedInTime, "not sorted within the belt's deadline; recirculate")), nil
+		return b.count(reject(tn, m.ChuteMap, sorting.ReasonNotDecidedInTime, "not sorted within the belt's deadline; recirculate")), nil
 	}
 	if !storable(res) {
 		return b.count(reject(tn, m.ChuteMap, res.Exception.Code, res.Exception.Reason)), nil
@@ -320,7 +304,7 @@ func (b *Belt) Resolve(ctx context.Context, station string, tn ident.TrackingNo)
 
 // fullChutesOrNone is fullChutes that never fails the belt: without chute
 // states the parcel still goes to its first chute.
-func (b *Belt) fullChutesOrNone(ctx context.Context, station string) (fullChutes, error) {
+func (b *Service) fullChutesOrNone(ctx context.Context, station string) (fullChutes, error) {
 	f, err := b.fullChutes(ctx, station)
 	if err != nil {
 		b.warn("chute states unavailable; answering first chutes", "station", station, "error", err)
@@ -331,8 +315,8 @@ func (b *Belt) fullChutesOrNone(ctx context.Context, station string) (fullChutes
 // lookup finds a usable stored answer: this instance's cache, then Redis,
 // then PostgreSQL. Store failures are misses, not errors: the parcel is
 // sorted on the fly instead.
-func (b *Belt) lookup(ctx context.Context, station string, tn ident.TrackingNo, flow *Flow, now time.Time) (entry, bool) {
-	k := beltKey{station, tn}
+func (b *Service) lookup(ctx context.Context, station string, tn ident.TrackingNo, flow *sorting.Flow, now time.Time) (entry, bool) {
+	k := key{station, tn}
 	trusted := b.cacheTrusted()
 	if trusted {
 		if e, ok := b.cache.get(k, now); ok && e.usable(now, flow) {
@@ -385,23 +369,23 @@ func (b *Belt) lookup(ctx context.Context, station string, tn ident.TrackingNo, 
 // runs out first the sort still finishes and is stored: the recirculated
 // parcel is a hit at its next pass. Concurrent calls for one parcel share
 // one sort. ok is false when no answer came within ctx or no slot was free.
-func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn ident.TrackingNo, flow *Flow) (Result, bool) {
+func (b *Service) sortOnTheFly(ctx context.Context, station string, tn ident.TrackingNo, flow *sorting.Flow) (sorting.Result, bool) {
 	if ctx.Err() != nil {
-		return Result{}, false
+		return sorting.Result{}, false
 	}
-	k := beltKey{station, tn}
+	k := key{station, tn}
 	b.mu.Lock()
 	f, joined := b.flights[k]
 	if !joined {
 		if b.closed {
 			b.mu.Unlock()
-			return Result{}, false
+			return sorting.Result{}, false
 		}
 		select {
 		case b.fly <- struct{}{}:
 		default:
 			b.mu.Unlock()
-			return Result{}, false
+			return sorting.Result{}, false
 		}
 		f = &flight{done: make(chan struct{})}
 		b.flights[k] = f
@@ -418,7 +402,7 @@ func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn ident.Tracki
 			defer b.wg.Done()
 			defer func() { <-b.fly }()
 			start := b.now().Truncate(time.Millisecond)
-			res, _ := b.svc.Run(sctx, flow, station, tn, false)
+			res, _ := b.router.Run(sctx, flow, station, tn, dag.Options{Sequential: flow.Sequential})
 			// Answer first, store after: the belt must not wait for the
 			// store. Resolves arriving meanwhile still join this flight.
 			f.res, f.ok = res, true
@@ -437,7 +421,7 @@ func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn ident.Tracki
 	case <-f.done:
 		return f.res, f.ok
 	case <-ctx.Done():
-		return Result{}, false
+		return sorting.Result{}, false
 	}
 }
 
@@ -445,39 +429,39 @@ func (b *Belt) sortOnTheFly(ctx context.Context, station string, tn ident.Tracki
 // hop that is not full, else overflow; the exception chute for an
 // exception; the map as it is now, whatever it was when the parcel was
 // sorted.
-func decide(tn ident.TrackingNo, m ChuteMap, full fullChutes, e entry, src DecisionSource) BeltDecision {
-	d := BeltDecision{TrackingNo: string(tn), NextHop: e.NextHop, Source: src, Flow: e.Flow, FlowVersion: e.Version, Degraded: e.Degraded}
+func decide(tn ident.TrackingNo, m sorting.ChuteMap, full fullChutes, e entry, src DecisionSource) Decision {
+	d := Decision{TrackingNo: string(tn), NextHop: e.NextHop, Source: src, Flow: e.Flow, FlowVersion: e.Version, Degraded: e.Degraded}
 	if e.ExcCode != "" {
-		d.Chute, d.ChuteKind, d.ReasonCode, d.Reason = m.ExceptionChute, ChuteException, e.ExcCode, e.ExcReason
+		d.Chute, d.ChuteKind, d.ReasonCode, d.Reason = m.ExceptionChute, sorting.ChuteException, e.ExcCode, e.ExcReason
 		return d
 	}
 	chutes := m.NextHops[e.NextHop]
 	if len(chutes) == 0 {
-		d.Chute, d.ChuteKind, d.ReasonCode = m.ExceptionChute, ChuteException, CodeNoChute
+		d.Chute, d.ChuteKind, d.ReasonCode = m.ExceptionChute, sorting.ChuteException, sorting.CodeNoChute
 		d.Reason = fmt.Sprintf("the chute map has no chute for %s", e.NextHop)
 		return d
 	}
 	for _, c := range chutes {
 		if !full.has(c) {
-			d.Chute, d.ChuteKind = c, ChuteNextHop
+			d.Chute, d.ChuteKind = c, sorting.ChuteNextHop
 			return d
 		}
 	}
-	d.Chute, d.ChuteKind, d.ReasonCode = m.OverflowChute, ChuteOverflow, ReasonChuteFull
+	d.Chute, d.ChuteKind, d.ReasonCode = m.OverflowChute, sorting.ChuteOverflow, sorting.ReasonChuteFull
 	d.Reason = fmt.Sprintf("every chute of %s is full", e.NextHop)
 	return d
 }
 
-func reject(tn ident.TrackingNo, m ChuteMap, code, reason string) BeltDecision {
-	return BeltDecision{TrackingNo: string(tn), Chute: m.RejectChute, ChuteKind: ChuteReject, ReasonCode: code, Reason: reason, Source: FromFallback}
+func reject(tn ident.TrackingNo, m sorting.ChuteMap, code, reason string) Decision {
+	return Decision{TrackingNo: string(tn), Chute: m.RejectChute, ChuteKind: sorting.ChuteReject, ReasonCode: code, Reason: reason, Source: FromFallback}
 }
 
 // Reject is the answer for a parcel the belt cannot look up at all (a
 // malformed code on a stream): the station's reject chute.
-func (b *Belt) Reject(ctx context.Context, station, trackingNo, code, reason string) (BeltDecision, error) {
-	m, err := b.svc.chutes.Get(ctx, station)
+func (b *Service) Reject(ctx context.Context, station, trackingNo, code, reason string) (Decision, error) {
+	m, err := b.router.Chutes().Get(ctx, station)
 	if err != nil {
-		return BeltDecision{}, err
+		return Decision{}, err
 	}
 	return reject(ident.TrackingNo(trackingNo), m.ChuteMap, code, reason), nil
 }
@@ -485,7 +469,7 @@ func (b *Belt) Reject(ctx context.Context, station, trackingNo, code, reason str
 // Invalidate drops a parcel's belt answer at once, everywhere: for a parcel
 // intercepted, re-routed or otherwise changed after it was sorted. The next
 // Resolve sorts it again.
-func (b *Belt) Invalidate(ctx context.Context, station string, tn ident.TrackingNo) error {
+func (b *Service) Invalidate(ctx context.Context, station string, tn ident.TrackingNo) error {
 	at := b.now().Truncate(time.Millisecond)
 	tx, err := b.db.Begin(ctx)
 	if err != nil {
@@ -506,7 +490,7 @@ func (b *Belt) Invalidate(ctx context.Context, station string, tn ident.Tracking
 // runs the belt's upkeep (spreading invalidations Redis missed, pruning
 // expired answers) until ctx ends. While the channel is down, this
 // instance's caches are not used.
-func (b *Belt) Run(ctx context.Context) {
+func (b *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.listen(ctx) })
 	tick := time.NewTicker(2 * time.Second)
@@ -527,7 +511,7 @@ func (b *Belt) Run(ctx context.Context) {
 	}
 }
 
-func (b *Belt) listen(ctx context.Context) {
+func (b *Service) listen(ctx context.Context) {
 	ps := b.rdb.Subscribe(ctx, b.eventsChannel())
 	defer func() { _ = ps.Close() }()
 	// ReceiveTimeout does not return when ctx ends; closing the subscription
@@ -576,7 +560,7 @@ func (b *Belt) listen(ctx context.Context) {
 }
 
 // apply handles one signal.
-func (b *Belt) apply(payload string) {
+func (b *Service) apply(payload string) {
 	parts := strings.Split(payload, "|")
 	switch {
 	case len(parts) == 4 && parts[0] == "p":
@@ -584,7 +568,7 @@ func (b *Belt) apply(payload string) {
 		if err != nil {
 			return
 		}
-		b.cache.tombstone(beltKey{parts[1], ident.TrackingNo(parts[2])}, ms, b.now())
+		b.cache.tombstone(key{parts[1], ident.TrackingNo(parts[2])}, ms, b.now())
 	case len(parts) == 2 && parts[0] == "c":
 		b.states.drop(parts[1])
 	}
@@ -593,7 +577,7 @@ func (b *Belt) apply(payload string) {
 // resyncChutes rewrites every station's chute state in Redis from
 // PostgreSQL: a change made while Redis was down must not be shadowed by
 // the copy Redis kept.
-func (b *Belt) resyncChutes(ctx context.Context) {
+func (b *Service) resyncChutes(ctx context.Context) {
 	rows, err := b.db.Query(ctx, `SELECT DISTINCT station_id FROM chute_states`)
 	if err != nil {
 		return
@@ -613,58 +597,33 @@ func (b *Belt) resyncChutes(ctx context.Context) {
 	}
 }
 
-// flowFor is the flow that serves a parcel, as a manual sort would choose
-// it (a release rule may serve a candidate), but never starts a shadow run:
-// the belt's answers are compared where people sort.
-func (b *Belt) flowFor(station string, tn ident.TrackingNo) (*Flow, error) {
-	s := b.svc
-	if s.releases != nil {
-		if rule, ok := s.releases.Rule(station); ok {
-			stable, err := s.flows.Version(rule.StableFlow, rule.StableVersion)
-			if err != nil {
-				return nil, err
-			}
-			if rule.Decide(tn).ServeCandidate {
-				if c, err := s.flows.Version(rule.CandidateFlow, rule.CandidateVersion); err == nil {
-					return c, nil
-				}
-			}
-			return stable, nil
+// flowFor is the flow that serves a parcel, as a manual sort chooses it
+// (the router: a release rule may serve a candidate), but never with a
+// shadow run: the belt's answers are compared where people sort.
+func (b *Service) flowFor(station string, tn ident.TrackingNo) (*sorting.Flow, error) {
+	c, err := b.router.Choose(station, tn)
+	return c.Flow, err
+}
+
+// QueueDrop is the sorting service's hook into the belt
+// (sorting.PresortedAnswers): a parcel sorted by hand or flagged at arrival
+// loses its belt answer, in the same transaction as the work order (the
+// tombstone joins its batch), then everywhere, when the returned spread
+// runs after the commit and the parcel had an answer to spread.
+func (b *Service) QueueDrop(batch *pgx.Batch, station string, tn ident.TrackingNo, at time.Time) func(context.Context) {
+	at = at.Truncate(time.Millisecond)
+	var had bool
+	batch.Queue(invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, false).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&had) })
+	return func(ctx context.Context) {
+		if had {
+			_ = b.spread(ctx, station, tn, at) // left pending on failure
 		}
 	}
-	return s.flows.ForStation(station)
-}
-
-// queueDrop and dropped are the service's hooks into the belt: a parcel
-// sorted by hand or flagged at arrival loses its belt answer, in the same
-// transaction as the work order (queueDrop adds the tombstone to its
-// batch), then everywhere (dropped, after the commit, when spread says the
-// parcel had an answer to spread). Without a belt they do nothing.
-func (b *Belt) queueDrop(batch *pgx.Batch, station string, tn ident.TrackingNo, at time.Time, spread *bool) {
-	if b == nil {
-		return
-	}
-	at = at.Truncate(time.Millisecond)
-	batch.Queue(invalidateSQL, station, string(tn), at.Add(b.cfg.TTL), at, false).
-		QueryRow(func(row pgx.Row) error { return row.Scan(spread) })
-}
-
-func (b *Belt) dropped(ctx context.Context, station string, tn ident.TrackingNo, at time.Time) {
-	if b == nil {
-		return
-	}
-	_ = b.spread(ctx, station, tn, at.Truncate(time.Millisecond)) // left pending on failure
-}
-
-// dropsBeltAnswer reports whether an exception found at arrival changes the
-// parcel's sort: every business exception does, a dependency that did not
-// answer says nothing about the parcel.
-func dropsBeltAnswer(exc *Exception) bool {
-	return exc != nil && exc.Code != CodeDownstreamUnavailable
 }
 
 // Close waits for on-the-fly sorts still running; none start after it.
-func (b *Belt) Close() {
+func (b *Service) Close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()

@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -13,11 +13,19 @@ import (
 	"github.com/expresshub/station/clients/sim/simtest"
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/migrations/dbtest"
+	"github.com/expresshub/station/sorting"
 )
 
 // newTestBelt builds a sorting service and its belt on a fresh database,
 // a zero-latency simulator and the given Redis.
-func newTestBelt(t *testing.T, db *pgxpool.Pool, s *sim.Simulator, rdb redis.UniversalClient, prefix string) *Belt {
+func newTestBelt(t *testing.T, db *pgxpool.Pool, s *sim.Simulator, rdb redis.UniversalClient, prefix string) *Service {
+	b, _ := newTestStation(t, db, s, rdb, prefix)
+	return b
+}
+
+// newTestStation is newTestBelt with the sorting service that drops the
+// belt's answers on a manual sort, wired as the app wires them.
+func newTestStation(t *testing.T, db *pgxpool.Pool, s *sim.Simulator, rdb redis.UniversalClient, prefix string) (*Service, *sorting.Service) {
 	t.Helper()
 	ctx := context.Background()
 	set, err := clients.Dial(ctx, clients.DefaultConfig().WithAddr(s.Addr()), clients.Options{})
@@ -25,19 +33,20 @@ func newTestBelt(t *testing.T, db *pgxpool.Pool, s *sim.Simulator, rdb redis.Uni
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = set.Close() })
-	chutes := NewChuteStore(db, time.Second)
+	chutes := sorting.NewChuteStore(db, time.Second)
 	if _, err := chutes.Get(ctx, "SG-H01"); err != nil {
-		if _, err := chutes.Put(ctx, "SG-H01", NumberedChuteMap(s.Fixtures().NextHops("SG-H01")), 0, "test"); err != nil {
+		if _, err := chutes.Put(ctx, "SG-H01", sorting.NumberedChuteMap(s.Fixtures().NextHops("SG-H01")), 0, "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	flows, err := NewFlowSet(ctx, db, Clients(set), chutes)
+	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(set), chutes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBelt(NewService(db, flows, chutes, nil), db, rdb, BeltConfig{RedisPrefix: prefix, Parallelism: 4})
+	router := sorting.NewRouter(flows, chutes, nil, nil)
+	b := New(router, db, rdb, Config{RedisPrefix: prefix, Parallelism: 4})
 	t.Cleanup(b.Close)
-	return b
+	return b, sorting.NewService(db, router, nil, b)
 }
 
 // Losing Redis costs speed, never correctness: answers come from
@@ -54,7 +63,7 @@ func TestBeltWithoutRedisAnswersFromPostgreSQLAndCatchesUpLater(t *testing.T) {
 
 	tn := ident.TrackingNo(sim.ViaStation("SG-H01", 0))
 	ds, _, err := b.PreSort(ctx, "SG-H01", []string{string(tn)})
-	if err != nil || ds[0].ChuteKind != ChuteNextHop {
+	if err != nil || ds[0].ChuteKind != sorting.ChuteNextHop {
 		t.Fatalf("pre-sort without Redis: %+v %v", ds, err)
 	}
 	waybills := s.Calls("GetWaybill")

@@ -1,4 +1,4 @@
-package sorting
+package belt
 
 import (
 	"context"
@@ -70,7 +70,7 @@ return 1
 
 // chuteStates caches which chutes are full, per station, for this instance.
 // Entries are dropped on a change signal; while the signal channel is down
-// the cache is bypassed (see Belt.cacheTrusted).
+// the cache is bypassed (see Service.cacheTrusted).
 type chuteStates struct {
 	mu    sync.RWMutex
 	ttl   time.Duration
@@ -114,7 +114,7 @@ func (c *chuteStates) flush() {
 
 // fullChutes returns the station's full chutes: this instance's cache, else
 // Redis, else PostgreSQL.
-func (b *Belt) fullChutes(ctx context.Context, station string) (fullChutes, error) {
+func (b *Service) fullChutes(ctx context.Context, station string) (fullChutes, error) {
 	now := b.now()
 	trusted := b.cacheTrusted()
 	if trusted {
@@ -163,7 +163,7 @@ type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (b *Belt) loadChuteStates(ctx context.Context, q queryRower, station string) (fullChutes, error) {
+func (b *Service) loadChuteStates(ctx context.Context, q queryRower, station string) (fullChutes, error) {
 	var f fullChutes
 	err := q.QueryRow(ctx, `
 		SELECT coalesce(max(version), 0), coalesce(array_agg(chute ORDER BY chute) FILTER (WHERE is_full), '{}')
@@ -191,7 +191,7 @@ func setChuteTx(ctx context.Context, tx pgx.Tx, station string, chute int, full 
 // chutesChanged carries a committed chute change to Redis and every
 // instance. If Redis is down, instances read PostgreSQL meanwhile (their
 // caches are bypassed while the signal channel is down).
-func (b *Belt) chutesChanged(ctx context.Context, station string) {
+func (b *Service) chutesChanged(ctx context.Context, station string) {
 	b.states.drop(station)
 	f, err := b.loadChuteStates(ctx, b.db, station)
 	if err != nil {
