@@ -37,6 +37,9 @@ var (
 	ErrHandoverEmpty    = fault.New(fault.Conflict, "handover_empty", "handover has no bags")
 	ErrBagOnHandover    = fault.New(fault.Conflict, "bag_on_handover", "bag is already on a handover")
 	ErrNotOnTrip        = fault.New(fault.Conflict, "next_hop_not_on_trip", "bag's next hop is not a stop of the trip")
+	// ErrInvalidHandoverStatus: a listing asked for a status handovers do
+	// not have.
+	ErrInvalidHandoverStatus = fault.New(fault.Invalid, "invalid_status", "status must be open or closed")
 )
 
 // refuse is a refusal of the sentinel's kind and code with the facts a

@@ -407,3 +407,59 @@ func orEmpty(s []string) []string {
 	}
 	return s
 }
+
+// HandoverSummary is a handover in a listing: its counts, not its bags.
+type HandoverSummary struct {
+	ID          string         `json:"handover_id"`
+	StationID   string         `json:"station_id"`
+	Type        HandoverType   `json:"type"`
+	TripID      string         `json:"trip_id,omitempty"`
+	RiderID     string         `json:"rider_id,omitempty"`
+	Carrier     string         `json:"carrier,omitempty"`
+	Status      HandoverStatus `json:"status"`
+	BagCount    int            `json:"bag_count"`
+	ParcelCount int            `json:"parcel_count"`
+	WeightG     int            `json:"weight_g"`
+	CreatedBy   string         `json:"created_by"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ClosedAt    *time.Time     `json:"closed_at,omitempty"`
+}
+
+// Handovers lists the station's handovers in one status ("" for all),
+// newest first, so a terminal resumes an open one by picking it rather than
+// typing its UUID.
+func (s *Service) Handovers(ctx context.Context, stationID string, status HandoverStatus) ([]HandoverSummary, error) {
+	if status != "" && status != HandoverOpen && status != HandoverClosed {
+		return nil, fmt.Errorf("%w: got %q", ErrInvalidHandoverStatus, clip(string(status)))
+	}
+	rows, err := s.db.Query(ctx, `SELECT h.id, h.station_id, h.type, h.carrier_ref, h.status, h.created_by, h.created_at, h.closed_at,
+			count(b.id), coalesce(sum(b.item_count), 0), coalesce(sum(b.weight_g), 0)
+		FROM handovers h
+		LEFT JOIN handover_bags hb ON hb.handover_id = h.id
+		LEFT JOIN bags b ON b.id = hb.bag_id
+		WHERE h.station_id = $1 AND ($2 = '' OR h.status = $2)
+		GROUP BY h.id
+		ORDER BY h.created_at DESC, h.id DESC LIMIT $3`, stationID, string(status), maxList)
+	if err != nil {
+		return nil, fmt.Errorf("packing: list handovers: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (HandoverSummary, error) {
+		var h HandoverSummary
+		var ref string
+		err := row.Scan(&h.ID, &h.StationID, &h.Type, &ref, &h.Status, &h.CreatedBy, &h.CreatedAt, &h.ClosedAt,
+			&h.BagCount, &h.ParcelCount, &h.WeightG)
+		full := Handover{Type: h.Type}
+		full.setRef(ref)
+		h.TripID, h.RiderID, h.Carrier = full.TripID, full.RiderID, full.Carrier
+		h.CreatedAt = h.CreatedAt.UTC()
+		if h.ClosedAt != nil {
+			at := h.ClosedAt.UTC()
+			h.ClosedAt = &at
+		}
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("packing: list handovers: %w", err)
+	}
+	return list, nil
+}

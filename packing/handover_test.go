@@ -202,3 +202,55 @@ func TestManifestCSVGolden(t *testing.T) {
 	})
 	golden(t, "manifest.csv.golden", m.CSV())
 }
+
+func TestHandoversListsOneStatusNewestFirstWithCounts(t *testing.T) {
+	e := newEnv(t)
+	trip := e.linehaulTo(hop)
+	first := e.openHandover(packing.HandoverRequest{Type: packing.HandoverLinehaul, TripID: trip})
+	for _, b := range []packing.Bag{e.sealedBag(hop, 2), e.sealedBag(hop, 1)} {
+		if _, err := e.svc.AddBagToHandover(ctx(t), e.op, first.ID, b.ID, e.scan()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := e.openHandover(packing.HandoverRequest{Type: packing.HandoverLastMile, RiderID: "rider-7"})
+	closed := e.openHandover(packing.HandoverRequest{Type: packing.HandoverThirdParty, Carrier: "DHL"})
+	if _, err := e.svc.AddBagToHandover(ctx(t), e.op, closed.ID, e.sealedBag(hop, 1).ID, e.scan()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CloseHandover(ctx(t), e.op, closed.ID, e.scan()); err != nil {
+		t.Fatal(err)
+	}
+	// Another station's open handover is not listed.
+	stranger := packing.Actor{StationID: "SG-H02", OperatorID: "op-9"}
+	if _, err := e.svc.OpenHandover(ctx(t), stranger, packing.HandoverRequest{Type: packing.HandoverLastMile, RiderID: "rider-9"}, e.scan()); err != nil {
+		t.Fatal(err)
+	}
+
+	open, err := e.svc.Handovers(ctx(t), station, packing.HandoverOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 2 || open[0].ID != second.ID || open[1].ID != first.ID {
+		t.Fatalf("open handovers %+v, want %s then %s", open, second.ID, first.ID)
+	}
+	if h := open[1]; h.BagCount != 2 || h.ParcelCount != 3 || h.WeightG != 3000 || h.TripID != trip || h.Status != packing.HandoverOpen {
+		t.Fatalf("first handover listed as %+v", h)
+	}
+	if h := open[0]; h.BagCount != 0 || h.ParcelCount != 0 || h.RiderID != "rider-7" {
+		t.Fatalf("empty handover listed as %+v", h)
+	}
+	all, err := e.svc.Handovers(ctx(t), station, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || all[2].ID != first.ID {
+		t.Fatalf("all handovers %+v", all)
+	}
+	for _, h := range all {
+		if h.ID == closed.ID && (h.Status != packing.HandoverClosed || h.ClosedAt == nil || h.Carrier != "DHL" || h.BagCount != 1) {
+			t.Fatalf("closed handover listed as %+v", h)
+		}
+	}
+	_, err = e.svc.Handovers(ctx(t), station, "departed")
+	wantErr(t, err, packing.ErrInvalidHandoverStatus)
+}

@@ -30,6 +30,20 @@ func (s *Server) openHandover(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listHandovers lists the station's handovers, newest first; ?status=open
+// is what a terminal resumes from.
+func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request) error {
+	status := packing.HandoverStatus(r.URL.Query().Get("status"))
+	list, err := s.packing.Handovers(r.Context(), principal(r).StationID, status)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Handovers []packing.HandoverSummary `json:"handovers"`
+	}{list})
+	return nil
+}
+
 func (s *Server) getHandover(w http.ResponseWriter, r *http.Request) error {
 	h, err := s.packing.Handover(r.Context(), principal(r).StationID, r.PathValue("id"))
 	if err != nil {

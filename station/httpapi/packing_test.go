@@ -307,8 +307,28 @@ func TestHandoverOverHTTP(t *testing.T) {
 		t.Fatalf("details %v", e.Error.Details)
 	}
 
+	// Open handovers are listed, newest first, with their counts; a
+	// terminal resumes one from this list.
+	var list struct {
+		Handovers []packing.HandoverSummary `json:"handovers"`
+	}
+	h.do("GET", "/api/v1/handovers?status=open", h.op, nil, 200, &list)
+	if len(list.Handovers) != 2 || list.Handovers[0].ID != rider.ID || list.Handovers[1].ID != ho.ID ||
+		list.Handovers[1].BagCount != 1 || list.Handovers[1].ParcelCount != 2 || list.Handovers[1].TripID != trip {
+		t.Fatalf("open handovers %+v", list.Handovers)
+	}
+	h.do("GET", "/api/v1/handovers?status=open", h.other, nil, 200, &list)
+	if len(list.Handovers) != 0 {
+		t.Fatalf("another station sees %+v", list.Handovers)
+	}
+	h.refused("GET", "/api/v1/handovers?status=lost", h.op, nil, 400, "invalid_status")
+
 	var closed packing.Handover
 	h.do("POST", path+"/close", h.op, map[string]any{"scan_id": h.scan()}, 200, &closed)
+	h.do("GET", "/api/v1/handovers?status=open", h.op, nil, 200, &list)
+	if len(list.Handovers) != 1 || list.Handovers[0].ID != rider.ID {
+		t.Fatalf("open handovers after a close %+v", list.Handovers)
+	}
 	if closed.Status != packing.HandoverClosed || closed.ParcelCount != 2 {
 		t.Fatalf("closed %+v", closed)
 	}

@@ -40,6 +40,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/bags/{id}/seal", s.handle(anyOperator, s.sealBag))
 	mux.Handle("GET /api/v1/bags/{id}/label", s.handle(anyOperator, s.bagLabel))
 	mux.Handle("POST /api/v1/handovers", s.handle(anyOperator, s.openHandover))
+	mux.Handle("GET /api/v1/handovers", s.handle(anyOperator, s.listHandovers))
 	mux.Handle("GET /api/v1/handovers/{id}", s.handle(anyOperator, s.getHandover))
 	mux.Handle("POST /api/v1/handovers/{id}/bags", s.handle(anyOperator, s.addHandoverBag))
 	mux.Handle("POST /api/v1/handovers/{id}/close", s.handle(anyOperator, s.closeHandover))
