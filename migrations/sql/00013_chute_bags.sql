@@ -26,11 +26,16 @@ CREATE TABLE bag_limits (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 
+-- A supervisor may take a chute out of use: Resolve skips it like a full
+-- one.
+ALTER TABLE chute_states ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+
 -- The floor: parcels waiting at a chute unbagged, and the put-aside queue.
 CREATE INDEX parcel_states_floor ON parcel_states (station_id, state, chute) WHERE state IN ('sorted', 'exception');
 
 -- +goose Down
 DROP INDEX parcel_states_floor;
+ALTER TABLE chute_states DROP COLUMN disabled;
 DROP TABLE bag_limits;
 ALTER TABLE bags DROP COLUMN contents_g;
 ALTER TABLE bag_items DROP COLUMN weight_g;

@@ -9,11 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expresshub/station/fault"
+	"github.com/expresshub/station/sorting"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
 
-// fullChutes is a station's set of chutes reported full, at a version.
+// fullChutes is a station's set of chutes that take no parcels now (full,
+// by the machine's report or its bag, or disabled), at a version.
 type fullChutes struct {
 	version int64
 	chutes  []int // sorted; a handful at most
@@ -166,7 +169,7 @@ type queryRower interface {
 func (b *Service) loadChuteStates(ctx context.Context, q queryRower, station string) (fullChutes, error) {
 	var f fullChutes
 	err := q.QueryRow(ctx, `
-		SELECT coalesce(max(version), 0), coalesce(array_agg(chute ORDER BY chute) FILTER (WHERE is_full), '{}')
+		SELECT coalesce(max(version), 0), coalesce(array_agg(chute ORDER BY chute) FILTER (WHERE is_full OR disabled), '{}')
 		  FROM chute_states WHERE station_id = $1`, station).Scan(&f.version, &f.chutes)
 	if err != nil {
 		return fullChutes{}, fmt.Errorf("sorting: load chute states of %s: %w", station, err)
@@ -207,4 +210,83 @@ func (b *Service) chutesChanged(ctx context.Context, station string) {
 	if err := b.rdb.Publish(ctx, b.eventsChannel(), "c|"+station).Err(); err != nil {
 		b.log.Warn("chute change not broadcast", "station", station, "error", err)
 	}
+}
+
+// ChuteState is one chute's state as the floor shows it.
+type ChuteState struct {
+	Chute     int       `json:"chute"`
+	Full      bool      `json:"full"`
+	Disabled  bool      `json:"disabled"`
+	UpdatedBy string    `json:"updated_by"` // a sorter, "bag:<id>" when its bag filled, or a supervisor
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ChuteStates are a station's recorded chute states (chutes never reported
+// are ready).
+func (b *Service) ChuteStates(ctx context.Context, station string) ([]ChuteState, error) {
+	rows, err := b.db.Query(ctx, `SELECT chute, is_full, disabled, updated_by, updated_at FROM chute_states
+		WHERE station_id = $1 ORDER BY chute`, station)
+	if err != nil {
+		return nil, fmt.Errorf("belt: chute states of %s: %w", station, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ChuteState, error) {
+		var c ChuteState
+		err := row.Scan(&c.Chute, &c.Full, &c.Disabled, &c.UpdatedBy, &c.UpdatedAt)
+		c.UpdatedAt = c.UpdatedAt.UTC()
+		return c, err
+	})
+}
+
+// ErrNotANextHopChute: bags hang only under the chutes of a next hop.
+var ErrNotANextHopChute = fault.New(fault.Invalid, "not_a_next_hop_chute", "the chute is not a next hop's chute on the chute map")
+
+// ChuteHop is the next hop of a chute on the station's chute map.
+func (b *Service) ChuteHop(ctx context.Context, station string, chute int) (string, error) {
+	m, err := b.router.Chutes().Get(ctx, station)
+	if err != nil {
+		return "", err
+	}
+	role := chuteRole(m.ChuteMap, chute)
+	if role.kind != sorting.ChuteNextHop {
+		return "", ErrNotANextHopChute.With(map[string]any{"chute": chute, "kind": role.kind},
+			"chute %d of %s is not a next hop's chute", chute, station)
+	}
+	return role.hop, nil
+}
+
+// ClearFullTx makes a chute ready again in the caller's transaction (a new
+// bag hangs under it); ChutesChanged spreads it after the commit.
+func (b *Service) ClearFullTx(ctx context.Context, tx pgx.Tx, station string, chute int, by string) error {
+	return setChuteTx(ctx, tx, station, chute, false, by)
+}
+
+// ChutesChanged spreads a committed chute change to every instance.
+func (b *Service) ChutesChanged(ctx context.Context, station string) {
+	b.chutesChanged(ctx, station)
+	if b.cfg.OnFloorChange != nil {
+		b.cfg.OnFloorChange(station)
+	}
+}
+
+// SetDisabled takes a chute out of use, or back: Resolve skips a disabled
+// chute like a full one.
+func (b *Service) SetDisabled(ctx context.Context, station string, chute int, disabled bool, by string) error {
+	m, err := b.router.Chutes().Get(ctx, station)
+	if err != nil {
+		return err
+	}
+	if chuteRole(m.ChuteMap, chute).kind == "" {
+		return ErrInvalidSorterEvent.With(map[string]any{"chute": chute}, "chute %d is not on the chute map of %s", chute, station)
+	}
+	_, err = b.db.Exec(ctx, `
+		INSERT INTO chute_states (station_id, chute, is_full, disabled, version, updated_by)
+		VALUES ($1, $2, false, $3, nextval('chute_state_version'), $4)
+		ON CONFLICT (station_id, chute) DO UPDATE
+		   SET disabled = EXCLUDED.disabled, version = EXCLUDED.version, updated_by = EXCLUDED.updated_by, updated_at = now()`,
+		station, chute, disabled, by)
+	if err != nil {
+		return fmt.Errorf("belt: chute %d of %s: %w", chute, station, err)
+	}
+	b.ChutesChanged(ctx, station)
+	return nil
 }

@@ -81,6 +81,32 @@ type Confirmation struct {
 	Outcome    SorterOutcome `json:"outcome"`
 	OccurredAt time.Time     `json:"occurred_at"`
 	Replayed   bool          `json:"-"`
+	// Bag is what the bag under the chute did with the parcel, at a chute
+	// of a next hop.
+	Bag *ChuteBag `json:"bag,omitempty"`
+}
+
+// ChuteBag is what happened to a parcel the machine put into a chute of a
+// next hop: whether the bag hanging there took it, and the bag's fill.
+type ChuteBag struct {
+	BagID  string `json:"bag_id,omitempty"`
+	Added  bool   `json:"added"`
+	Reason string `json:"reason,omitempty"` // why not: no_bag, wrong_next_hop, already_bagged, ...
+	// Level is the bag's fill: ok, seal_soon or seal_now; Full (at seal_now)
+	// makes the chute full until a new bag is bound.
+	Level   string  `json:"level,omitempty"`
+	Parcels int     `json:"parcels"`
+	Grams   int     `json:"grams"`
+	Ratio   float64 `json:"ratio"`
+	Full    bool    `json:"full"`
+}
+
+// Bags are the bags hanging under chutes (package packing, through an
+// adapter in the wiring): AddAtChute puts a parcel into the bag under
+// chute in the confirm's transaction, never forcing it in, and returns the
+// bag add's own work order (nil when nothing was added).
+type Bags interface {
+	AddAtChute(ctx context.Context, tx *workorder.Tx, confirmScanID string, actor workorder.Actor, chute int, p workorder.Parcel) (ChuteBag, *workorder.Order, error)
 }
 
 // Confirm records a sorter event: a work order and its tracking event
@@ -118,7 +144,7 @@ func (b *Service) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, er
 	req := workorder.Request{StationID: ev.StationID, ScanID: scanID, Hash: hash, Type: "sorter_confirm", Now: now,
 		Actor: workorder.Actor{Kind: workorder.ActorSorter, ID: ev.SorterID}}
 	out, err := workorder.Transact(ctx, b.db, req, func(ctx context.Context, tx *workorder.Tx) (Confirmation, workorder.Order, error) {
-		return b.confirmTx(ctx, tx, ev, tn, role, at)
+		return b.confirmTx(ctx, tx, ev, tn, role, at, scanID)
 	})
 	if err != nil {
 		if se, ok := errors.AsType[*SequenceError](err); ok {
@@ -128,14 +154,21 @@ func (b *Service) Confirm(ctx context.Context, ev SorterEvent) (Confirmation, er
 	}
 	c := out.Value
 	c.Replayed = out.Replayed
-	if !out.Replayed && (ev.Outcome == OutcomeChuteFull || ev.Outcome == OutcomeChuteCleared) {
+	if !out.Replayed && (ev.Outcome == OutcomeChuteFull || ev.Outcome == OutcomeChuteCleared || c.Bag != nil && c.Bag.Full) {
 		b.chutesChanged(ctx, ev.StationID)
+	}
+	b.metrics.outcomes.WithLabelValues(string(ev.Outcome)).Inc()
+	if c.Bag != nil && !out.Replayed {
+		b.metrics.chuteBag(ev.StationID, ev.Chute, c.Bag)
+	}
+	if b.cfg.OnFloorChange != nil && !out.Replayed {
+		b.cfg.OnFloorChange(ev.StationID)
 	}
 	return c, nil
 }
 
 // confirmTx records one sorter event inside its work order's transaction.
-func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, tn ident.TrackingNo, role chuteUse, at time.Time) (Confirmation, workorder.Order, error) {
+func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEvent, tn ident.TrackingNo, role chuteUse, at time.Time, scanID string) (Confirmation, workorder.Order, error) {
 	// One sorter's events are recorded one at a time, so "newest" is well
 	// defined; other sorters are not held up.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 11))`, "sorter:"+ev.SorterID); err != nil {
@@ -224,6 +257,24 @@ func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEven
 			move.To, move.ExceptionCode = workorder.StateAside, c.Exception.Code
 		}
 		order.Moves = []workorder.Move{move}
+		p.State, p.NextHop, p.Chute, p.ExceptionCode = move.To, move.NextHop, move.Chute, move.ExceptionCode
+	}
+	// A bag hanging under the chute takes the parcel, in this transaction,
+	// with its own work order; a full bag makes the chute full for Resolve.
+	if b.bags != nil && role.kind == sorting.ChuteNextHop {
+		add, also, err := b.bags.AddAtChute(ctx, tx, scanID, workorder.Actor{Kind: workorder.ActorSorter, ID: ev.SorterID}, ev.Chute, p)
+		if err != nil {
+			return Confirmation{}, workorder.Order{}, err
+		}
+		c.Bag = &add
+		if also != nil {
+			order.Also = append(order.Also, *also)
+		}
+		if add.Full {
+			if err := setChuteTx(ctx, tx, ev.StationID, ev.Chute, true, "bag:"+add.BagID); err != nil {
+				return Confirmation{}, workorder.Order{}, err
+			}
+		}
 	}
 	var code, reason *string
 	if c.Exception != nil {

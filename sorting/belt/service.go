@@ -82,6 +82,12 @@ type Config struct {
 	Log *slog.Logger
 	// Registerer receives the belt's metrics; nil keeps them unexported.
 	Registerer prometheus.Registerer
+	// Bags are the bags under chutes that confirms fill; nil: confirms
+	// fill no bag.
+	Bags Bags
+	// OnFloorChange is told of each recorded confirm and chute change, for
+	// the supervisors' live floor; nil: nobody listens.
+	OnFloorChange func(station string)
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +137,8 @@ type Service struct {
 	trusted atomic.Bool
 
 	decisions *prometheus.CounterVec // by source and chute kind
+	bags      Bags
+	metrics   beltMetrics
 	lastWarn  atomic.Int64           // unix ns of the last warning, see warn
 	// redisSkipUntil (unix ns) is set when Redis fails: until then the belt
 	// goes straight to PostgreSQL instead of paying a timeout per parcel.
@@ -177,6 +185,8 @@ func New(router *sorting.Router, db *pgxpool.Pool, rdb redis.UniversalClient, cf
 		Name: "station_belt_decisions_total",
 		Help: "Chutes answered to the sorting machine, by how they were decided (presorted, on_the_fly, fallback) and chute kind.",
 	}, []string{"source", "kind"})
+	b.bags = cfg.Bags
+	b.metrics = newBeltMetrics(cfg.Registerer)
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(b.decisions)
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/expresshub/station/sorting/belt"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
+	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/station/grpcserver"
 	"github.com/expresshub/station/station/httpapi"
 	"github.com/expresshub/station/station/lease"
@@ -78,6 +79,8 @@ type App struct {
 	http      *httpapi.Server
 	grpc      *grpcserver.Server
 	belt      *belt.Service
+	floorHub  *floor.Hub
+	floor     *floor.Floor
 	sorters   *auth.Sorters
 	sorterAPI *sorterapi.Server
 	// The HTTP server listens from the start of New, on front, which
@@ -172,8 +175,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.shadow = sorting.NewShadow(router, db, sorting.ShadowConfig{
 		Budget: cfg.Release.ShadowBudget, Deadline: cfg.Release.ShadowDeadline, NoiseEvery: cfg.Release.NoiseEvery,
 	}, log.Named("shadow"), a.registry)
+	// Bags come first: the belt's confirms fill the bags under chutes, and
+	// the floor hears of every change.
+	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul,
+		packing.WithBagLimits(packing.BagLimits{MaxParcels: cfg.Floor.BagMaxParcels, MaxGrams: cfg.Floor.BagMaxGrams, SealSoon: cfg.Floor.SealSoon}))
+	a.floorHub = floor.NewHub(a.rdb, cfg.Redis.Prefix, log.Named("floor"))
 	// The sorting machine: the belt's answers and the machines' keys.
 	a.belt = belt.New(router, db, a.rdb, belt.Config{
+		Bags: floor.Bags{Packing: a.packing}, OnFloorChange: a.floorHub.Changed,
 		TTL: cfg.Sorter.PresortTTL, SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
 		Parallelism: cfg.Sorter.Parallelism, OnTheFly: cfg.Sorter.OnTheFly, CacheEntries: cfg.Sorter.CacheEntries,
 		ConfirmMaxAhead: cfg.Sorter.ConfirmMaxAhead, ConfirmMaxAge: cfg.Sorter.ConfirmMaxAge,
@@ -185,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
 		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin,
 	}, log.Named("sorterapi"))
-	a.packing = packing.New(db, a.clients.Container, a.clients.Linehaul)
+	a.floor = floor.New(db, a.belt, a.packing, chutes, a.floorHub)
 	relayCfg := relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
 		Interval:    cfg.Relay.Interval,
@@ -213,6 +222,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Sorting:  a.sorting,
 		Releases: a.releases,
 		Packing:  a.packing,
+		Floor:    a.floor,
 		Outbox:   workorder.NewOutbox(db),
 		// Readiness follows what the station cannot work without; Redis
 		// down is degraded, never unready (it is never the arbiter).
@@ -350,6 +360,7 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { a.shadow.Run(ctx) })
 	// The belt: invalidation signals from every instance, and its upkeep.
 	wg.Go(func() { a.belt.Run(ctx) })
+	wg.Go(func() { a.floorHub.Run(ctx) })
 	// Singleton jobs (outbox pruning, scheduled offline reconciliation):
 	// one instance at a time, behind a lease.
 	a.startSingletons(ctx, wg)

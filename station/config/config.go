@@ -37,6 +37,15 @@ type Config struct {
 	Release    Release        `mapstructure:"release"`
 	Sorter     Sorter         `mapstructure:"sorter"`
 	Lease      Lease          `mapstructure:"lease"`
+	Floor      Floor          `mapstructure:"floor"`
+}
+
+// Floor configures the bags under the sorter's chutes: a station without
+// limits of its own (PUT /api/v1/stations/{id}/bag-limits) uses these.
+type Floor struct {
+	BagMaxParcels int     `mapstructure:"bag_max_parcels"` // a bag at this many parcels is "seal now" and its chute full
+	BagMaxGrams   int     `mapstructure:"bag_max_grams"`   // ... or at this weight, by the parcels' waybills
+	SealSoon      float64 `mapstructure:"seal_soon"`       // the share of either limit at which the floor says "seal soon"
 }
 
 // Lease configures the leases of singleton jobs (package station/lease).
@@ -210,6 +219,7 @@ func Defaults() Config {
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
 			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour},
 		Lease: Lease{TTL: 30 * time.Second},
+		Floor: Floor{BagMaxParcels: 60, BagMaxGrams: 25_000, SealSoon: 0.9},
 	}
 }
 
@@ -477,6 +487,12 @@ func (c Config) Validate() error {
 	}
 	if c.Lease.TTL < time.Second {
 		return bad("lease.ttl", "must be at least 1s")
+	}
+	if c.Floor.BagMaxParcels <= 0 || c.Floor.BagMaxGrams <= 0 {
+		return bad("floor.bag_max_parcels", "bag limits must be positive")
+	}
+	if c.Floor.SealSoon <= 0 || c.Floor.SealSoon > 1 {
+		return bad("floor.seal_soon", "must be above 0 and at most 1")
 	}
 	if err := c.Sorter.validate(bad); err != nil {
 		return err

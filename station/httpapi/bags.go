@@ -129,6 +129,9 @@ func (s *Server) sealBag(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.packingErr(r, err)
 	}
+	if s.floor != nil && !rc.Replayed {
+		s.floor.Hub().Changed(rc.Value.StationID) // its chute, if it hung under one, has no bag now
+	}
 	writeReceipt(w, http.StatusOK, rc)
 	return nil
 }

@@ -176,7 +176,7 @@ var errRequestDeadline = errors.New("the request's server-side deadline passed")
 // a request that hangs past the write timeout while its work may still
 // commit. Profiling, which runs as long as it is asked to, has none.
 func (s *Server) withDeadline(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc) {
-	if s.cfg.RequestTimeout <= 0 || strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+	if s.cfg.RequestTimeout <= 0 || strings.HasPrefix(r.URL.Path, "/debug/pprof/") || strings.HasSuffix(r.URL.Path, "/floor/events") {
 		return ctx, func() {}
 	}
 	return context.WithTimeoutCause(ctx, s.cfg.RequestTimeout, errRequestDeadline)

@@ -28,6 +28,14 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/stations/{id}/chutes", s.handle(anyOperator, s.getChutes))
 	mux.Handle("PUT /api/v1/stations/{id}/chutes", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putChutes))
 	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))
+
+	// The sorter floor: bags under chutes, chute states, the live view.
+	mux.Handle("PUT /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.bindChuteBag))
+	mux.Handle("DELETE /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.unbindChuteBag))
+	mux.Handle("PUT /api/v1/stations/{id}/chutes/{chute}/state", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.setChuteState))
+	mux.Handle("PUT /api/v1/stations/{id}/bag-limits", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putBagLimits))
+	mux.Handle("GET /api/v1/stations/{id}/floor", s.handle(anyOperator, s.getFloor))
+	mux.Handle("GET /api/v1/stations/{id}/floor/events", s.handle(anyOperator, s.floorEvents))
 	mux.Handle("GET /api/v1/exceptions", s.handle(anyOperator, s.listReasonCodes))
 
 	// Packing and handover: every station role packs and hands over; an

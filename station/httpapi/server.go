@@ -13,6 +13,7 @@ import (
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
+	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/station/logging"
 	"github.com/expresshub/station/station/ratelimit"
 	"github.com/expresshub/station/workorder"
@@ -47,6 +48,7 @@ type Deps struct {
 	Sorting  *sorting.Service
 	Releases *sorting.Releases
 	Packing  *packing.Service  // bags and handovers
+	Floor    *floor.Floor      // bags under chutes, the supervisors' live floor
 	Outbox   *workorder.Outbox // the tracking outbox, for the ops API
 }
 
@@ -68,6 +70,7 @@ type Server struct {
 	sorting       *sorting.Service
 	releases      *sorting.Releases
 	packing       *packing.Service
+	floor         *floor.Floor
 	outbox        *workorder.Outbox
 }
 
@@ -85,6 +88,7 @@ func New(cfg Config, d Deps) *Server {
 		sorting:       d.Sorting,
 		releases:      d.Releases,
 		packing:       d.Packing,
+		floor:         d.Floor,
 		outbox:        d.Outbox,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
 	}

@@ -64,6 +64,36 @@ var authzMatrix = map[string]authzRow{
 	"GET /api/v1/parcels/{tracking_no}": {access: "any", path: func(w *world) string { return "/api/v1/parcels/" + w.parcelA }, foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/parcels/" + w.parcelA, want: []int{http.StatusNotFound}}}
 	}},
+	"PUT /api/v1/stations/{id}/chutes/{chute}/bag": {access: "any", path: fixed("/api/v1/stations/SG-H01/chutes/1/bag"),
+		body: func(w *world) any { return map[string]string{"bag_id": "BGSGH01X0001", "scan_id": w.scan()} },
+		foreign: func(w *world) []probe {
+			return []probe{{who: "opB", method: "PUT", path: "/api/v1/stations/SG-H01/chutes/1/bag",
+				body: map[string]string{"bag_id": "BGSGH01X0001", "scan_id": w.scan()}, want: []int{http.StatusForbidden}}}
+		}},
+	"DELETE /api/v1/stations/{id}/chutes/{chute}/bag": {access: "any", path: fixed("/api/v1/stations/SG-H01/chutes/1/bag"),
+		body: func(w *world) any { return map[string]string{"scan_id": w.scan()} },
+		foreign: func(w *world) []probe {
+			return []probe{{who: "opB", method: "DELETE", path: "/api/v1/stations/SG-H01/chutes/1/bag",
+				body: map[string]string{"scan_id": w.scan()}, want: []int{http.StatusForbidden}}}
+		}},
+	"PUT /api/v1/stations/{id}/chutes/{chute}/state": {access: "roles:ops,supervisor", path: fixed("/api/v1/stations/SG-H01/chutes/1/state"),
+		body: func(w *world) any { return map[string]bool{"disabled": true} },
+		foreign: func(w *world) []probe {
+			return []probe{{who: "supB", method: "PUT", path: "/api/v1/stations/SG-H01/chutes/1/state",
+				body: map[string]bool{"disabled": true}, want: []int{http.StatusForbidden}}}
+		}},
+	"PUT /api/v1/stations/{id}/bag-limits": {access: "roles:ops,supervisor", path: fixed("/api/v1/stations/SG-H01/bag-limits"),
+		body: func(w *world) any { return map[string]int{"max_parcels": 10, "max_grams": 5000} },
+		foreign: func(w *world) []probe {
+			return []probe{{who: "supB", method: "PUT", path: "/api/v1/stations/SG-H01/bag-limits",
+				body: map[string]int{"max_parcels": 10, "max_grams": 5000}, want: []int{http.StatusForbidden}}}
+		}},
+	"GET /api/v1/stations/{id}/floor": {access: "any", path: fixed("/api/v1/stations/SG-H01/floor"), foreign: func(w *world) []probe {
+		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/floor", want: []int{http.StatusForbidden}}}
+	}},
+	"GET /api/v1/stations/{id}/floor/events": {access: "any", path: fixed("/api/v1/stations/SG-H01/floor/events"), foreign: func(w *world) []probe {
+		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/floor/events", want: []int{http.StatusForbidden}}}
+	}},
 	"GET /api/v1/stations/{id}/chutes": {access: "any", path: fixed("/api/v1/stations/SG-H01/chutes"), foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/chutes", want: []int{http.StatusForbidden}}}
 	}},
@@ -117,6 +147,9 @@ var authzMatrix = map[string]authzRow{
 			return map[string]string{"type": "lastmile", "rider_id": "R-9", "scan_id": w.scan()}
 		},
 		foreign: nameStation("/api/v1/handovers")},
+	"GET /api/v1/handovers": {access: "any", path: fixed("/api/v1/handovers"), foreign: func(w *world) []probe {
+		return []probe{{who: "opB", method: "GET", path: "/api/v1/handovers?status=open", scoped: true, mustNotShow: []string{w.handoverA.ID}}}
+	}},
 	"GET /api/v1/handovers/{id}": {access: "any", path: func(w *world) string { return "/api/v1/handovers/" + w.handoverA.ID }, foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/handovers/" + w.handoverA.ID, want: refused}}
 	}},

@@ -1,0 +1,230 @@
+package floor
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/expresshub/station/ident"
+	"github.com/expresshub/station/packing"
+	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt"
+	"github.com/expresshub/station/workorder"
+)
+
+// Floor is the sorter floor of the stations of one deployment.
+type Floor struct {
+	db      *pgxpool.Pool
+	belt    *belt.Service
+	packing *packing.Service
+	chutes  *sorting.ChuteStore
+	hub     *Hub
+}
+
+// New builds the floor over the belt and packing, built before it.
+func New(db *pgxpool.Pool, b *belt.Service, p *packing.Service, chutes *sorting.ChuteStore, hub *Hub) *Floor {
+	return &Floor{db: db, belt: b, packing: p, chutes: chutes, hub: hub}
+}
+
+// Hub is the floor's change signal.
+func (f *Floor) Hub() *Hub { return f.hub }
+
+// Bind hangs a bag under a chute of the actor's station, as one idempotent
+// work order: the bag must be open and for the chute's next hop; parcels
+// the sorter already put into the chute go into it; the chute is ready
+// again (a full one was waiting for this new bag).
+func (f *Floor) Bind(ctx context.Context, act packing.Actor, chute int, bagID, scanID string) (workorder.Receipt[packing.ChuteBinding], error) {
+	if _, err := ident.ParseScanID(scanID); err != nil {
+		return workorder.Receipt[packing.ChuteBinding]{}, err
+	}
+	id, err := ident.ParseBagID(bagID)
+	if err != nil {
+		return workorder.Receipt[packing.ChuteBinding]{}, err
+	}
+	hop, err := f.belt.ChuteHop(ctx, act.StationID, chute)
+	if err != nil {
+		return workorder.Receipt[packing.ChuteBinding]{}, err
+	}
+	req := workorder.Request{StationID: act.StationID, ScanID: scanID, Type: packing.OpChuteBind,
+		Hash:  workorder.RequestHash(packing.OpChuteBind, strconv.Itoa(chute), string(id)),
+		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: act.OperatorID}}
+	r, err := workorder.Transact(ctx, f.db, req, func(ctx context.Context, tx *workorder.Tx) (packing.ChuteBinding, workorder.Order, error) {
+		b, o, err := f.packing.BindTx(ctx, tx, act.OperatorID, chute, hop, string(id))
+		if err != nil {
+			return b, o, err
+		}
+		return b, o, f.belt.ClearFullTx(ctx, tx, act.StationID, chute, "bag:"+b.BagID)
+	})
+	if err == nil && !r.Replayed {
+		f.belt.ChutesChanged(ctx, act.StationID)
+	}
+	return r, err
+}
+
+// Unbind takes the bag down from a chute (it stays open, for a hand scan
+// or another chute).
+func (f *Floor) Unbind(ctx context.Context, act packing.Actor, chute int, scanID string) (workorder.Receipt[packing.ChuteBinding], error) {
+	if _, err := ident.ParseScanID(scanID); err != nil {
+		return workorder.Receipt[packing.ChuteBinding]{}, err
+	}
+	req := workorder.Request{StationID: act.StationID, ScanID: scanID, Type: packing.OpChuteUnbind,
+		Hash:  workorder.RequestHash(packing.OpChuteUnbind, strconv.Itoa(chute)),
+		Actor: workorder.Actor{Kind: workorder.ActorOperator, ID: act.OperatorID}}
+	r, err := workorder.Transact(ctx, f.db, req, func(ctx context.Context, tx *workorder.Tx) (packing.ChuteBinding, workorder.Order, error) {
+		return f.packing.UnbindTx(ctx, tx, chute)
+	})
+	if err == nil && !r.Replayed {
+		f.hub.Changed(act.StationID)
+	}
+	return r, err
+}
+
+// SetDisabled takes a chute out of use, or back.
+func (f *Floor) SetDisabled(ctx context.Context, act packing.Actor, chute int, disabled bool) error {
+	return f.belt.SetDisabled(ctx, act.StationID, chute, disabled, act.OperatorID)
+}
+
+// ChuteStatus is what the floor shows for a chute.
+type ChuteStatus string
+
+// Chute statuses, most urgent first.
+const (
+	StatusDisabled ChuteStatus = "disabled"
+	StatusFull     ChuteStatus = "full"      // the machine reported it, or its bag is at a limit
+	StatusSealNow  ChuteStatus = "seal_now"  // its bag is at a limit (the chute counts as full)
+	StatusSealSoon ChuteStatus = "seal_soon" // its bag is near a limit
+	StatusNoBag    ChuteStatus = "no_bag"
+	StatusReady    ChuteStatus = "ready"
+)
+
+// Chute is one chute of the floor.
+type Chute struct {
+	Chute    int                   `json:"chute"`
+	Kind     sorting.ChuteKind     `json:"kind"`
+	NextHop  string                `json:"next_hop,omitempty"`
+	Status   ChuteStatus           `json:"status"`
+	Bag      *packing.ChuteBag     `json:"bag,omitempty"`
+	Waiting  []workorder.Parcel    `json:"waiting"` // sorted into it, in no bag
+	State    *belt.ChuteState      `json:"state,omitempty"`
+	Unbagged []packing.ChuteParcel `json:"-"`
+}
+
+// View is a station's whole floor.
+type View struct {
+	StationID string                    `json:"station_id"`
+	At        time.Time                 `json:"at"`
+	Limits    packing.BagLimits         `json:"limits"`
+	Chutes    []Chute                   `json:"chutes"`
+	OpenBags  []packing.Bag             `json:"open_bags"`
+	Sealed    []packing.Bag             `json:"sealed_bags"`
+	Handovers []packing.HandoverSummary `json:"open_handovers"`
+	PutAside  []workorder.Parcel        `json:"put_aside"`
+}
+
+// maxListed bounds each list of the view; a floor shows what a person can
+// act on.
+const maxListed = 200
+
+// View reads a station's floor.
+func (f *Floor) View(ctx context.Context, station string) (View, error) {
+	m, err := f.chutes.Get(ctx, station)
+	if err != nil {
+		return View{}, err
+	}
+	v := View{StationID: station, At: time.Now().UTC()}
+	bags, limits, err := f.packing.ChuteBags(ctx, station)
+	if err != nil {
+		return View{}, err
+	}
+	v.Limits = limits
+	states, err := f.belt.ChuteStates(ctx, station)
+	if err != nil {
+		return View{}, err
+	}
+	waiting, err := workorder.Unbagged(ctx, f.db, station, 5000)
+	if err != nil {
+		return View{}, err
+	}
+	byChute := map[int]*Chute{}
+	add := func(c int, kind sorting.ChuteKind, hop string) {
+		if c > 0 && byChute[c] == nil {
+			byChute[c] = &Chute{Chute: c, Kind: kind, NextHop: hop, Waiting: []workorder.Parcel{}}
+		}
+	}
+	for hop, cs := range m.NextHops {
+		for _, c := range cs {
+			add(c, sorting.ChuteNextHop, hop)
+		}
+	}
+	add(m.ExceptionChute, sorting.ChuteException, "")
+	add(m.OverflowChute, sorting.ChuteOverflow, "")
+	add(m.RejectChute, sorting.ChuteReject, "")
+	for i := range bags {
+		if c := byChute[bags[i].Chute]; c != nil {
+			c.Bag = &bags[i]
+		}
+	}
+	for i := range states {
+		if c := byChute[states[i].Chute]; c != nil {
+			c.State = &states[i]
+		}
+	}
+	for _, p := range waiting {
+		if c := byChute[p.Chute]; c != nil && len(c.Waiting) < maxListed {
+			c.Waiting = append(c.Waiting, p)
+		}
+	}
+	for _, c := range byChute {
+		c.Status = statusOf(c)
+		v.Chutes = append(v.Chutes, *c)
+	}
+	slices.SortFunc(v.Chutes, func(a, b Chute) int { return a.Chute - b.Chute })
+	if v.OpenBags, err = f.packing.Bags(ctx, station, packing.BagOpen); err != nil {
+		return View{}, err
+	}
+	if v.Sealed, err = f.packing.Bags(ctx, station, packing.BagSealed); err != nil {
+		return View{}, err
+	}
+	if v.Handovers, err = f.packing.Handovers(ctx, station, packing.HandoverOpen); err != nil {
+		return View{}, err
+	}
+	if v.PutAside, err = workorder.PutAside(ctx, f.db, station, maxListed); err != nil {
+		return View{}, err
+	}
+	return v, nil
+}
+
+func statusOf(c *Chute) ChuteStatus {
+	switch {
+	case c.State != nil && c.State.Disabled:
+		return StatusDisabled
+	case c.Bag != nil && c.Bag.Fill.Level == packing.FillSealNow:
+		return StatusSealNow
+	case c.State != nil && c.State.Full:
+		return StatusFull
+	case c.Kind != sorting.ChuteNextHop:
+		return StatusReady
+	case c.Bag == nil:
+		return StatusNoBag
+	case c.Bag.Fill.Level == packing.FillSealSoon:
+		return StatusSealSoon
+	}
+	return StatusReady
+}
+
+// Bags adapts packing's bags under chutes to the belt's Confirm.
+type Bags struct{ Packing *packing.Service }
+
+// AddAtChute implements belt.Bags.
+func (b Bags) AddAtChute(ctx context.Context, tx *workorder.Tx, confirmScanID string, actor workorder.Actor, chute int, p workorder.Parcel) (belt.ChuteBag, *workorder.Order, error) {
+	add, also, err := b.Packing.AddAtChuteTx(ctx, tx, confirmScanID, actor, chute, p)
+	if err != nil {
+		return belt.ChuteBag{}, nil, fmt.Errorf("floor: bag at chute %d: %w", chute, err)
+	}
+	return belt.ChuteBag{BagID: add.BagID, Added: add.Added, Reason: add.Reason, Level: string(add.Fill.Level),
+		Parcels: add.Fill.Parcels, Grams: add.Fill.Grams, Ratio: add.Fill.Ratio, Full: add.Fill.Level == packing.FillSealNow}, also, nil
+}
