@@ -1,7 +1,10 @@
 // The operator terminal: login, then four screens (receive, sort, bag,
-// handover) switched by the tabs, Alt+1..4 or the URL hash. The scan
-// field of the visible screen keeps the focus so a keyboard-wedge scanner
-// always types into it.
+// handover) and the command sheet, switched by the tabs, Alt+1..5, the URL
+// hash or a scanned screen code (RECEIVE, SORT, BAG, HANDOVER). Every scan
+// box feeds one scan line (scanline.js), and the scan box of the visible
+// screen gets the focus back after every action, so a keyboard-wedge
+// scanner always types into it. A service worker (sw.js) keeps the page on
+// screen when it is reloaded without a connection.
 
 import {API, roleLabel} from './api.js';
 import {ScanQueue, ownerOf} from './queue.js';
@@ -10,8 +13,10 @@ import {setupLogin, showLogin} from './login.js';
 import {ScanScreen} from './scan.js';
 import {BagScreen} from './bag.js';
 import {HandoverScreen} from './handover.js';
+import {ScanLine} from './scanline.js';
+import {CodesScreen} from './commands.js';
 
-const views = ['receive', 'sort', 'bag', 'handover'];
+const views = ['receive', 'sort', 'bag', 'handover', 'codes'];
 
 const api = new API({
   sessionKey: 'station.session.terminal.v1',
@@ -20,8 +25,14 @@ const api = new API({
 });
 const queue = new ScanQueue(showQueue);
 queue.adoptLegacy(ownerOf(api.session && api.session.operator));
-const scan = new ScanScreen(api, queue);
-const screens = {receive: scan, sort: scan, bag: new BagScreen(api), handover: new HandoverScreen(api)};
+const line = new ScanLine({
+  screen: () => screens[current],
+  go: (view) => go(view),
+  focus: () => refocus(true),
+});
+const scan = new ScanScreen(api, queue, line);
+const screens = {receive: scan, sort: scan, bag: new BagScreen(api, line), handover: new HandoverScreen(api, line), codes: new CodesScreen()};
+for (const id of ['scan-input', 'bag-next-hop', 'bag-scan', 'ho-ref', 'ho-scan', 'codes-scan']) line.attach($(id));
 let current = '';
 
 function setNet(ok) {
@@ -61,6 +72,7 @@ function loggedOut(message) {
   current = '';
   $('logout-warn').hidden = true;
   queue.setOwner(null);
+  line.reset();
   scan.reset();
   showLogin(message);
 }
@@ -95,18 +107,26 @@ function go(view) {
   $('scan-view').hidden = !(view === 'receive' || view === 'sort');
   $('bag-view').hidden = view !== 'bag';
   $('handover-view').hidden = view !== 'handover';
+  $('codes-view').hidden = view !== 'codes';
+  document.body.dataset.view = view;
   screens[view].activate(view);
-  refocus();
+  refocus(true);
 }
 
-// refocus puts the caret back into the screen's scan field unless the
-// operator is in another field on purpose (weight, next hop, a button).
-function refocus() {
+// refocus puts the caret back into the screen's scan box unless the
+// operator is in another field on purpose (the weight, the carrier type).
+// After an action (afterAction) a button or link does not keep the focus:
+// a scanner's next code would be lost, and its Enter would press the
+// button again. Without an action (the focus just moved), a button the
+// keyboard reached keeps it.
+function refocus(afterAction) {
   if (!current) return;
   const a = document.activeElement;
-  if (a && a !== document.body && a.matches('input, select, textarea, button, a[href]') && !a.closest('[hidden]') && a.offsetParent !== null) return;
+  const visible = a && a !== document.body && !a.closest('[hidden]') && a.offsetParent !== null;
+  if (visible && a.matches('input, select, textarea')) return;
+  if (visible && !afterAction && a.matches('button, a[href], summary')) return;
   const t = screens[current].focusTarget();
-  if (t) t.focus();
+  if (t && !t.closest('[hidden]')) t.focus();
 }
 
 // flush sends the logged-in operator's queued scans (never another
@@ -143,7 +163,7 @@ $('logout').addEventListener('click', async () => {
 });
 $('logout-stay').addEventListener('click', () => {
   $('logout-warn').hidden = true;
-  refocus();
+  refocus(true);
 });
 $('logout-anyway').addEventListener('click', async () => {
   $('logout-warn').hidden = true;
@@ -166,21 +186,24 @@ for (const b of document.querySelectorAll('nav.tabs button')) {
 }
 
 document.addEventListener('keydown', (ev) => {
-  if (ev.altKey && !ev.ctrlKey && !ev.metaKey && /^[1-4]$/.test(ev.key) && api.session) {
+  if (ev.altKey && !ev.ctrlKey && !ev.metaKey && /^[1-5]$/.test(ev.key) && api.session) {
     ev.preventDefault();
     go(views[Number(ev.key) - 1]);
     const t = screens[current].focusTarget();
     if (t) t.focus();
     return;
   }
-  // A scanner typing while nothing has focus: send its keys to the field.
-  if (current && (document.activeElement === document.body || !document.activeElement) && ev.key.length === 1) {
+  // A scanner typing while nothing, or a button, has the focus: send its
+  // keys to the scan box.
+  const a = document.activeElement;
+  if (current && ev.key.length === 1 && !ev.altKey && !ev.ctrlKey && !ev.metaKey &&
+      (!a || a === document.body || a.matches('button, a[href], summary'))) {
     const t = screens[current].focusTarget();
     if (t) t.focus();
   }
 });
-document.addEventListener('focusout', () => setTimeout(refocus, 0));
-document.addEventListener('click', () => setTimeout(refocus, 0));
+document.addEventListener('focusout', () => setTimeout(() => refocus(false), 0));
+document.addEventListener('click', () => setTimeout(() => refocus(true), 0));
 window.addEventListener('hashchange', () => go(viewFromHash()));
 window.addEventListener('online', () => {
   setNet(true);
@@ -190,6 +213,15 @@ window.addEventListener('offline', () => setNet(false));
 // The queue is also retried on a timer: "online" is not fired for every
 // kind of outage (a Wi-Fi that is up with a server that is not).
 setInterval(flush, 3000);
+
+// The service worker serves the page and its files from its cache when the
+// server cannot be reached, so a reload without a connection keeps the
+// terminal and its queue on screen. It never touches /api/.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js', {scope: '/'}).then(
+    () => { document.body.dataset.sw = 'registered'; },
+    () => { document.body.dataset.sw = 'failed'; });
+}
 
 showQueue();
 if (api.session) loggedIn(api.session);
