@@ -202,6 +202,7 @@ export class BagScreen {
     $('bag-weight-shown').textContent = b.weight_g ? grams(b.weight_g) : '–';
     const open = b.status === 'open';
     $('bag-scan-label').textContent = open ? 'Scan a parcel into the bag' : 'Scan DONE, or the next hop of a new bag';
+    $('bag-scan').placeholder = open ? 'Tracking number, then Enter' : 'DONE or a next hop';
     $('bag-seal-form').hidden = !open;
     document.body.dataset.bagStatus = b.status;
     const ol = clear($('bag-items'));
@@ -220,7 +221,7 @@ export class BagScreen {
     if (!retryable(a)) this.ids.done();
     const box = $('bag-msg');
     if (!a.ok && a.error && a.error.code === 'parcel_departed') {
-      msg(box, 'departed', `Already departed: ${tn}`, (a.error.message || '') + '. Receive it to start a new visit.');
+      msg(box, 'departed', `Already departed: ${tn}`, a.error.message || 'Receive it to start a new visit.');
       box.dataset.code = 'parcel_departed';
       beep('departed');
       return;

@@ -201,6 +201,7 @@ export class HandoverScreen {
     $('ho-weight').textContent = grams(h.weight_g || 0);
     const open = h.status === 'open';
     $('ho-scan-label').textContent = open ? 'Scan a sealed bag onto the handover' : 'Scan DONE, or the trip id of the next handover';
+    $('ho-scan').placeholder = open ? 'Bag id, then Enter' : 'DONE or a trip id';
     $('ho-close').hidden = !open || this.confirming;
     this.sheet();
     document.body.dataset.handoverStatus = h.status;

@@ -110,6 +110,7 @@ export class ScanScreen {
     // queue too, even if newer scans followed.
     if (v.state === 'bad') {
       this.line.hold({
+        what: `${item.tracking_no} ${v.sub || v.main || ''}`.trim(),
         show: () => this.setAnswer(item, {...v, held: true}),
         acked: () => {
           $('answer').dataset.held = 'false';
@@ -194,7 +195,7 @@ function view(item, a) {
     // Not an error of the operator's: the parcel left on a handover and
     // is back in a hand. Receiving it starts a new visit.
     return {state: 'departed', sound: 'departed', label: 'Already departed', main: 'DEPARTED', text: true,
-      sub: 'It left this station', detail: (a.error.message || '') + '. Receive it to start a new visit.',
+      sub: 'It left this station', detail: a.error.message || 'Receive it to start a new visit.',
       code: 'parcel_departed', what: 'departed'};
   }
   if (!a.ok) {

@@ -100,9 +100,10 @@ export class ScanLine {
 
   // hold puts an exception on screen until it is acknowledged: show()
   // paints it, now if nothing else is held, else when the ones before it
-  // are acknowledged; acked() (optional) runs when it is acknowledged.
-  hold({show, acked}) {
-    this.holds.push({show, acked});
+  // are acknowledged; acked() (optional) runs when it is acknowledged;
+  // what names it on the hold bar (seen from every screen).
+  hold({show, acked, what}) {
+    this.holds.push({show, acked, what});
     if (this.holds.length === 1) show();
     this.render();
   }
@@ -130,7 +131,9 @@ export class ScanLine {
     bar.hidden = !this.held;
     if (!this.held) return;
     const more = this.holds.length - 1;
+    const what = this.holds[0].what;
     clear($('hold-text')).append(
+      what ? el('span', {class: 'what'}, what + ': ') : '',
       el('strong', {}, 'Scan ACK or press Enter'), ' to go on',
       more ? ` · ${more} more exception${more === 1 ? '' : 's'}` : '');
     const w = $('hold-waiting');
@@ -143,6 +146,7 @@ export class ScanLine {
 // acknowledged, how to go on.
 export function holdIn(box, title, detail, code) {
   return {
+    what: title,
     show: () => {
       msg(box, 'bad', title, detail);
       box.dataset.code = code || '';

@@ -193,11 +193,11 @@ document.addEventListener('keydown', (ev) => {
     if (t) t.focus();
     return;
   }
-  // A scanner typing while nothing, or a button, has the focus: send its
-  // keys to the scan box.
+  // A scanner typing while nothing, a button, or a box just hidden (the
+  // screen moved on) has the focus: send its keys to the scan box.
   const a = document.activeElement;
   if (current && ev.key.length === 1 && !ev.altKey && !ev.ctrlKey && !ev.metaKey &&
-      (!a || a === document.body || a.matches('button, a[href], summary'))) {
+      (!a || a === document.body || a.matches('button, a[href], summary') || a.closest('[hidden]'))) {
     const t = screens[current].focusTarget();
     if (t) t.focus();
   }
