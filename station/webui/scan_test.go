@@ -203,6 +203,14 @@ func TestScanOnlyTerminal(t *testing.T) {
 			t.Fatalf("the hold bar says %q", got)
 		}
 		tb.shot("terminal-exception-held")
+		// A reload loses neither the exception nor the scans behind it: they
+		// are kept on the device for their operator.
+		tb.do(chromedp.Reload())
+		tb.wait("the exception and its waiting scans after a reload", fmt.Sprintf(`%s.trackingNo === %q && %s.held === 'true' && `+
+			`document.getElementById('hold-bar').dataset.waiting === '2'`, answerJS, exc, answerJS))
+		if n := st.Count(`SELECT count(*) FROM work_orders WHERE tracking_no = ANY($1)`, later); n != 0 {
+			t.Fatalf("%d scans behind the exception went before it was acknowledged", n)
+		}
 		// Enter on the empty box acknowledges; the two go, in order.
 		tb.code("", "\n")
 		tb.wait("the later scans answered", fmt.Sprintf(`%s.trackingNo === %q && %s.state === 'ok' && document.body.dataset.held === '0'`, answerJS, later[1], answerJS))

@@ -109,17 +109,25 @@ export class ScanScreen {
     // An exception stays on screen until acknowledged, a late one from the
     // queue too, even if newer scans followed.
     if (v.state === 'bad') {
-      this.line.hold({
-        what: `${item.tracking_no} ${v.sub || v.main || ''}`.trim(),
-        show: () => this.setAnswer(item, {...v, held: true}),
-        acked: () => {
-          $('answer').dataset.held = 'false';
-          $('answer-ack').hidden = true;
-        },
-      });
+      this.line.hold(this.heldAnswer(item, v));
       return;
     }
     if (this.latest === item.scan_id) this.paint(item, v);
+  }
+
+  // heldAnswer is the hold of an exception's answer (kept on the device
+  // as kind 'answer').
+  heldAnswer(item, v) {
+    return {
+      what: `${item.tracking_no} ${v.sub || v.main || ''}`.trim(),
+      kind: 'answer',
+      data: {item: {scan_id: item.scan_id, tracking_no: item.tracking_no}, v},
+      show: () => this.setAnswer(item, {...v, held: true}),
+      acked: () => {
+        $('answer').dataset.held = 'false';
+        $('answer-ack').hidden = true;
+      },
+    };
   }
 
   // paint shows an answer unless an exception is held on screen.

@@ -13,7 +13,7 @@ import {setupLogin, showLogin} from './login.js';
 import {ScanScreen} from './scan.js';
 import {BagScreen} from './bag.js';
 import {HandoverScreen} from './handover.js';
-import {ScanLine} from './scanline.js';
+import {ScanLine, holdIn} from './scanline.js';
 import {CodesScreen} from './commands.js';
 
 const views = ['receive', 'sort', 'bag', 'handover', 'codes'];
@@ -27,12 +27,16 @@ const queue = new ScanQueue(showQueue);
 queue.adoptLegacy(ownerOf(api.session && api.session.operator));
 const line = new ScanLine({
   screen: () => screens[current],
+  view: () => current,
   go: (view) => go(view),
   focus: () => refocus(true),
 });
 const scan = new ScanScreen(api, queue, line);
 const screens = {receive: scan, sort: scan, bag: new BagScreen(api, line), handover: new HandoverScreen(api, line), codes: new CodesScreen()};
 for (const id of ['scan-input', 'bag-next-hop', 'bag-scan', 'ho-ref', 'ho-scan', 'codes-scan']) line.attach($(id));
+// Holds kept on the device come back as what they were.
+line.kind('answer', (d) => scan.heldAnswer(d.item, d.v));
+line.kind('box', (d) => holdIn($(d.box), d.title, d.detail, d.code));
 let current = '';
 
 function setNet(ok) {
@@ -72,7 +76,7 @@ function loggedOut(message) {
   current = '';
   $('logout-warn').hidden = true;
   queue.setOwner(null);
-  line.reset();
+  line.setOwner(null);
   scan.reset();
   showLogin(message);
 }
@@ -88,6 +92,7 @@ function loggedIn(session) {
   queue.setOwner(ownerOf(op));
   setNet(navigator.onLine !== false);
   go(viewFromHash());
+  line.setOwner(ownerOf(op));
   flush();
 }
 
@@ -146,14 +151,23 @@ $('logout').addEventListener('click', async () => {
   try {
     if (queue.length) await queue.flush(api, (item, answer) => scan.replayed(item, answer));
     const left = queue.length;
-    if (!left) {
+    const behind = line.waiting.length;
+    if (!left && !behind) {
       await endSession();
       return;
     }
     const op = api.session.operator;
-    $('logout-warn-text').textContent = `${left} scan${left === 1 ? ' is' : 's are'} not sent yet: no connection to the station server. ` +
-      `If you log out, ${left === 1 ? 'it stays' : 'they stay'} on this terminal as yours (${op.id} at ${op.station_id}) and ` +
-      `${left === 1 ? 'is' : 'are'} sent when you log in here again; nobody else can send ${left === 1 ? 'it' : 'them'}.`;
+    const parts = [];
+    if (left) {
+      parts.push(`${left} scan${left === 1 ? ' is' : 's are'} not sent yet: no connection to the station server. ` +
+        `If you log out, ${left === 1 ? 'it stays' : 'they stay'} on this terminal as yours (${op.id} at ${op.station_id}) and ` +
+        `${left === 1 ? 'is' : 'are'} sent when you log in here again; nobody else can send ${left === 1 ? 'it' : 'them'}.`);
+    }
+    if (behind) {
+      parts.push(`${behind} scan${behind === 1 ? ' waits' : 's wait'} behind the exception on screen. ` +
+        `If you log out, ${behind === 1 ? 'it is' : 'they are'} kept for you and ${behind === 1 ? 'goes' : 'go'} on when you log in here again and acknowledge it.`);
+    }
+    $('logout-warn-text').textContent = parts.join(' ');
     $('logout-warn').dataset.count = String(left);
     $('logout-warn').hidden = false;
     $('logout-stay').focus();
