@@ -39,10 +39,18 @@ const (
 type browser struct {
 	ctx  context.Context
 	st   *stationtest.Station
+	url  string // where the pages are opened: the station, or a front in front of it
 	host string
 }
 
 func startBrowser(t *testing.T, st *stationtest.Station) *browser {
+	t.Helper()
+	return startBrowserAt(t, st, st.URL)
+}
+
+// startBrowserAt opens the pages at base, which serves st (a front that
+// can play a server that is down, say).
+func startBrowserAt(t *testing.T, st *stationtest.Station, base string) *browser {
 	t.Helper()
 	path := chromiumPath
 	if p, err := exec.LookPath("chromium"); err == nil {
@@ -89,11 +97,11 @@ func startBrowser(t *testing.T, st *stationtest.Station) *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	u, err := url.Parse(st.URL)
+	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &browser{ctx: ctx, st: st, host: u.Host}
+	return &browser{ctx: ctx, st: st, url: base, host: u.Host}
 }
 
 // tab is one page in its own browser context, at 360x640.
@@ -267,7 +275,7 @@ func (tb *tab) scrollTo(id string) {
 func (tb *tab) login(page, operator string) {
 	tb.t.Helper()
 	tb.do(
-		chromedp.Navigate(tb.b.st.URL+page),
+		chromedp.Navigate(tb.b.url+page),
 		chromedp.WaitVisible(chromedp.ID("login-operator")),
 		chromedp.SendKeys(chromedp.ID("login-operator"), operator),
 		chromedp.SendKeys(chromedp.ID("login-password"), stationtest.Password+"\n"),
@@ -286,6 +294,7 @@ func (tb *tab) sortScan(code, tn string) {
 		if try == 2 || eval[string](tb, `document.getElementById('answer').dataset.code`) != sorting.CodeDownstreamUnavailable {
 			return
 		}
+		tb.scan("scan-input", "ACK") // the exception holds the line until acknowledged
 	}
 }
 
@@ -408,6 +417,13 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 			t.Fatalf("focus on %q after scanning", id)
 		}
 		tb.shot("terminal-sort-exception")
+		// The exception holds the scan line; Enter on the empty box
+		// acknowledges it.
+		if held := eval[string](tb, `document.getElementById('answer').dataset.held`); held != "true" {
+			t.Fatalf("the exception is not held on screen (held=%q)", held)
+		}
+		tb.scan("scan-input", "")
+		tb.wait("the acknowledgement", `document.body.dataset.held === '0' && document.getElementById('answer').dataset.held === 'false'`)
 
 		// Receive, reached with the keyboard.
 		tb.do(chromedp.KeyEvent("1", chromedp.KeyModifiers(chromedp.ModifierAlt)))
@@ -479,6 +495,8 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 			t.Fatalf("wrong next hop explained as %q", got)
 		}
 		tb.shot("terminal-bag-wrong-next-hop")
+		tb.scan("bag-scan", "ACK")
+		tb.wait("the acknowledgement", `document.body.dataset.held === '0'`)
 		tb.scan("bag-scan", same[1])
 		tb.wait("two parcels", `document.getElementById('bag-count').textContent === '2'`)
 		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#bag-items li[data-tracking-no=%q] button`, same[1]))))
@@ -511,6 +529,8 @@ func TestTerminalAndConsoleInABrowser(t *testing.T) {
 		hoID := tb.text("#ho-id")
 		tb.scan("ho-scan", unsealed)
 		tb.wait("the refusal of an open bag", `document.getElementById('ho-msg').dataset.code === 'bag_not_sealed'`)
+		tb.scan("ho-scan", "ACK")
+		tb.wait("the acknowledgement", `document.body.dataset.held === '0'`)
 		tb.scan("ho-scan", bagID)
 		tb.wait("the bag on the handover", `document.getElementById('ho-bag-count').textContent === '1'`)
 		tb.do(chromedp.Click(chromedp.ID("ho-close")))

@@ -1,6 +1,8 @@
 // Package webui serves the people-facing web pages of a station from the
 // binary: the terminal for operators and supervisors at / (login, receive
-// and sort scans with an offline queue, bags, handovers) and the ops console
+// and sort scans with an offline queue, bags, handovers, all of it workable
+// by scanning alone: see the scan language in the README), its service
+// worker at /sw.js (the page on screen when reloaded offline) and the ops console
 // at /ops (gray release, audit, reconciliation, sort trace waterfall,
 // tracking relay). The pages are plain HTML, CSS and JavaScript modules,
 // embedded at build time: no build step, nothing fetched from elsewhere.

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
+	"sort"
 	"strings"
 	"time"
 )
@@ -53,8 +55,9 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// Handler serves the terminal at /, the ops console at /ops and the files
-// under /assets/. Register it on the least specific pattern ("/") so every
+// Handler serves the terminal at /, the ops console at /ops, the terminal's
+// service worker at /sw.js (at the root, so its scope is the whole site)
+// and the files under /assets/. Register it on the least specific pattern ("/") so every
 // API route keeps priority. Only GET and HEAD are answered.
 func Handler() http.Handler {
 	// The files are compiled in, so reading them cannot fail at run time;
@@ -74,7 +77,10 @@ func Handler() http.Handler {
 			etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
 	})
-	pages := map[string]string{"/": "/index.html", "/ops": "/ops.html", "/ops/": "/ops.html"}
+	if sw, ok := files["/sw.js"]; ok {
+		files["/sw.js"] = serviceWorker(sw, files)
+	}
+	pages := map[string]string{"/": "/index.html", "/ops": "/ops.html", "/ops/": "/ops.html", "/sw.js": "/sw.js"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", ContentSecurityPolicy)
@@ -106,4 +112,27 @@ func Handler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
 	})
+}
+
+// serviceWorker writes into sw.js what it keeps on the device: the terminal
+// page and every file under /assets/, and a version, a hash of all of them.
+// A binary with any file changed serves a different sw.js, which the
+// browser installs as a new worker with a new cache.
+func serviceWorker(sw asset, files map[string]asset) asset {
+	var assets []string
+	for name := range files {
+		if strings.HasPrefix(name, "/assets/") {
+			assets = append(assets, name)
+		}
+	}
+	sort.Strings(assets)
+	h := sha256.New()
+	for _, name := range append([]string{"/index.html"}, assets...) {
+		h.Write([]byte(name + "\x00" + files[name].etag + "\n"))
+	}
+	list, _ := json.Marshal(append([]string{"/"}, assets...))
+	body := bytes.Replace(sw.body, []byte("__STATION_ASSETS_VERSION__"), []byte(hex.EncodeToString(h.Sum(nil)[:8])), 1)
+	body = bytes.Replace(body, []byte("__STATION_ASSETS__"), list, 1)
+	sum := sha256.Sum256(body)
+	return asset{name: sw.name, body: body, ctype: sw.ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 }

@@ -1,10 +1,12 @@
 package webui_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,4 +154,46 @@ func resolve(from, rel string) string {
 	}
 	dir := from[:strings.LastIndex(from, "/")+1]
 	return dir + strings.TrimPrefix(rel, "./")
+}
+
+// TestServiceWorkerKeepsEveryTerminalFile: the worker is served from the
+// root (its scope is the whole site) as JavaScript, lists the terminal page
+// and every file under /assets/ to keep, and names its cache after a hash
+// of them; nothing is left of the placeholders the server fills in.
+func TestServiceWorkerKeepsEveryTerminalFile(t *testing.T) {
+	h := webui.Handler()
+	r := get(t, h, "GET", "/sw.js")
+	if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || r.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("GET /sw.js: %d %q %q", r.StatusCode, r.Header.Get("Content-Type"), r.Header.Get("Cache-Control"))
+	}
+	sw := body(t, r)
+	if strings.Contains(sw, "__STATION_") {
+		t.Fatal("sw.js still has a placeholder")
+	}
+	version := regexp.MustCompile(`const VERSION = '([0-9a-f]{16})';`).FindStringSubmatch(sw)
+	if version == nil {
+		t.Fatalf("sw.js names no version:\n%s", sw)
+	}
+	list := regexp.MustCompile(`const FILES = (\[[^\]]*\]);`).FindStringSubmatch(sw)
+	if list == nil {
+		t.Fatal("sw.js lists no files")
+	}
+	var files []string
+	if err := json.Unmarshal([]byte(list[1]), &files); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/", "/assets/js/terminal.js", "/assets/js/queue.js", "/assets/js/scanline.js", "/assets/css/station.css"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("sw.js does not keep %s: %v", want, files)
+		}
+	}
+	for _, f := range files {
+		if r := get(t, h, "GET", f); r.StatusCode != http.StatusOK {
+			t.Errorf("sw.js keeps %s, which answers %d", f, r.StatusCode)
+		}
+	}
+	// The same files, the same worker: no needless reinstall.
+	if again := body(t, get(t, webui.Handler(), "GET", "/sw.js")); again != sw {
+		t.Fatal("two handlers over the same files serve different workers")
+	}
 }

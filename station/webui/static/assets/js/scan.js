@@ -1,6 +1,9 @@
-// The receive and sort screen: one field, Enter sends, the answer big.
-// A scan that cannot reach the server goes into the offline queue with its
-// scan id and is shown as queued until the queue delivers it.
+// The receive and sort screen: one field, Enter (or Tab) sends, the answer
+// big. A scan that cannot reach the server goes into the offline queue with
+// its scan id and is shown as queued until the queue delivers it. An
+// exception or a refusal holds the scan line until acknowledged; a repeat
+// (the parcel is already here) and a parcel that already departed have
+// their own looks, not an error's.
 
 import {retryable} from './api.js';
 import {$, el, clear, hhmmss, normalizeCode, newScanID} from './dom.js';
@@ -11,18 +14,12 @@ const RECENT_KEY = 'station.recent.v1';
 const RECENT_MAX = 25;
 
 export class ScanScreen {
-  constructor(api, queue) {
+  constructor(api, queue, line) {
     this.api = api;
     this.queue = queue;
+    this.line = line; // the scan line: codes come in through scan()
     this.mode = 'sort';
     this.latest = ''; // scan id of the newest scan: only it may fill the big answer
-    $('scan-form').addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const input = $('scan-input');
-      const raw = input.value;
-      input.value = '';
-      this.submit(raw);
-    });
   }
 
   activate(mode) {
@@ -36,6 +33,17 @@ export class ScanScreen {
 
   focusTarget() {
     return $('scan-input');
+  }
+
+  // scan is the scan line's: a parcel's code, or a command this screen
+  // does not take (said, not sent).
+  async scan(code, cmd) {
+    if (cmd) {
+      this.paint({scan_id: '', tracking_no: ''}, {state: 'warn', label: 'Not here', main: code, text: true,
+        detail: 'That code is for another screen. Scan BAG or HANDOVER first.'});
+      return;
+    }
+    await this.submit(code);
   }
 
   async submit(raw) {
@@ -74,14 +82,14 @@ export class ScanScreen {
   }
 
   pending(item) {
-    this.setAnswer(item, {state: 'idle', label: item.kind === 'sort' ? 'Sorting' : 'Receiving', main: item.tracking_no, text: true});
+    this.paint(item, {state: 'idle', label: item.kind === 'sort' ? 'Sorting' : 'Receiving', main: item.tracking_no, text: true});
   }
 
   enqueue(item) {
     this.queue.add(item);
     const n = this.queue.length;
     this.record(item, 'queued', 'queued');
-    this.setAnswer(item, {
+    this.paint(item, {
       state: 'queued', label: 'Queued, not sent yet', main: 'QUEUED', text: true,
       detail: `No connection. It is sent by itself when the connection is back (${n} waiting).`,
     });
@@ -97,9 +105,34 @@ export class ScanScreen {
     const v = view(item, a);
     if (fromQueue) v.label = 'From the queue: ' + v.label;
     this.record(item, v.state, v.what);
-    // A late exception must not go unnoticed even if newer scans followed.
-    if (this.latest === item.scan_id || (fromQueue && v.state === 'bad')) this.setAnswer(item, v);
     beep(v.sound);
+    // An exception stays on screen until acknowledged, a late one from the
+    // queue too, even if newer scans followed.
+    if (v.state === 'bad') {
+      this.line.hold(this.heldAnswer(item, v));
+      return;
+    }
+    if (this.latest === item.scan_id) this.paint(item, v);
+  }
+
+  // heldAnswer is the hold of an exception's answer (kept on the device
+  // as kind 'answer').
+  heldAnswer(item, v) {
+    return {
+      what: `${item.tracking_no} ${v.sub || v.main || ''}`.trim(),
+      kind: 'answer',
+      data: {item: {scan_id: item.scan_id, tracking_no: item.tracking_no}, v},
+      show: () => this.setAnswer(item, {...v, held: true}),
+      acked: () => {
+        $('answer').dataset.held = 'false';
+        $('answer-ack').hidden = true;
+      },
+    };
+  }
+
+  // paint shows an answer unless an exception is held on screen.
+  paint(item, v) {
+    if (!this.line.held) this.setAnswer(item, v);
   }
 
   setAnswer(item, v) {
@@ -109,7 +142,9 @@ export class ScanScreen {
     box.dataset.scanId = item.scan_id;
     box.dataset.trackingNo = item.tracking_no;
     box.dataset.chute = v.chute === undefined ? '' : String(v.chute);
+    box.dataset.nextHop = v.nextHop || '';
     box.dataset.code = v.code || '';
+    box.dataset.held = v.held ? 'true' : 'false';
     // The tracking number rides on the label line: with scans in flight
     // and queued ones landing late, the operator sees which parcel this is.
     $('answer-label').textContent = [v.label, v.state === 'idle' ? '' : item.tracking_no].filter(Boolean).join(' · ');
@@ -118,6 +153,7 @@ export class ScanScreen {
     main.className = 'main' + (v.text ? ' text' : '');
     $('answer-sub').textContent = v.sub || '';
     $('answer-detail').textContent = v.detail || '';
+    $('answer-ack').hidden = !v.held;
   }
 
   // record keeps the last scans on the device, newest first; a queued
@@ -147,6 +183,11 @@ export class ScanScreen {
   }
 }
 
+function stateWords(state) {
+  return {received: 'Received', sorted: 'Sorted', bagged: 'In a bag', sealed: 'In a sealed bag', exception: 'Put aside'}[state] ||
+    (state ? String(state) : 'Received');
+}
+
 function loadRecent() {
   try {
     const v = JSON.parse(localStorage.getItem(RECENT_KEY) || '[]');
@@ -158,6 +199,13 @@ function loadRecent() {
 
 // view turns an answer into what the screen shows.
 function view(item, a) {
+  if (!a.ok && a.error && a.error.code === 'parcel_departed') {
+    // Not an error of the operator's: the parcel left on a handover and
+    // is back in a hand. Receiving it starts a new visit.
+    return {state: 'departed', sound: 'departed', label: 'Already departed', main: 'DEPARTED', text: true,
+      sub: 'It left this station', detail: a.error.message || 'Receive it to start a new visit.',
+      code: 'parcel_departed', what: 'departed'};
+  }
   if (!a.ok) {
     const e = explain(a.error);
     return {state: 'bad', sound: 'error', label: 'Not accepted', main: e.title, text: true,
@@ -165,6 +213,10 @@ function view(item, a) {
   }
   const r = a.data || {};
   if (item.kind === 'receive') {
+    if (r.duplicate) {
+      return {state: 'repeat', sound: 'repeat', label: 'Repeat scan', main: 'ALREADY HERE', text: true,
+        sub: stateWords(r.state), detail: 'Nothing was recorded: the parcel was received before.', code: 'duplicate', what: 'repeat'};
+    }
     if (r.accepted && !r.exception) {
       return {state: 'ok', sound: 'ok', label: 'Received', main: 'RECEIVED', text: true, what: 'received'};
     }
@@ -180,7 +232,7 @@ function view(item, a) {
   const degraded = Array.isArray(r.degraded) && r.degraded.length > 0;
   return {
     state: degraded ? 'warn' : 'ok', sound: 'ok', label: degraded ? 'Chute (degraded check)' : 'Chute',
-    main: r.chute, chute: r.chute, sub: '→ ' + (r.next_hop || ''),
+    main: r.chute, chute: r.chute, nextHop: r.next_hop || '', sub: '→ ' + (r.next_hop || ''),
     detail: degraded ? 'Checked with a fallback: ' + r.degraded.map((d) => d.node).join(', ') : '',
     what: `chute ${r.chute} → ${r.next_hop}`,
   };

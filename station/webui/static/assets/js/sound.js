@@ -27,7 +27,7 @@ function tone(ac, at, freq, dur, type, gain) {
   o.stop(at + dur + 0.02);
 }
 
-// beep plays 'ok', 'exception', 'error' or 'queued'. It never throws: a
+// beep plays 'ok', 'exception', 'error', 'repeat', 'departed' or 'queued'. It never throws: a
 // terminal without audio still works.
 export function beep(kind) {
   try {
@@ -41,6 +41,17 @@ export function beep(kind) {
       case 'exception':
         tone(ac, t, 330, 0.22, 'square', 0.4);
         tone(ac, t + 0.3, 330, 0.22, 'square', 0.4);
+        break;
+      case 'repeat':
+        // Two quick high ticks: seen before, nothing wrong.
+        tone(ac, t, 1760, 0.05, 'sine', 0.25);
+        tone(ac, t + 0.09, 1760, 0.05, 'sine', 0.25);
+        break;
+      case 'departed':
+        // Falling triangle tones: it left already, receive it again.
+        tone(ac, t, 880, 0.1, 'triangle', 0.3);
+        tone(ac, t + 0.12, 660, 0.1, 'triangle', 0.3);
+        tone(ac, t + 0.24, 440, 0.14, 'triangle', 0.3);
         break;
       case 'queued':
         tone(ac, t, 660, 0.12, 'triangle', 0.3);

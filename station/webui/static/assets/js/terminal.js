@@ -1,7 +1,10 @@
 // The operator terminal: login, then four screens (receive, sort, bag,
-// handover) switched by the tabs, Alt+1..4 or the URL hash. The scan
-// field of the visible screen keeps the focus so a keyboard-wedge scanner
-// always types into it.
+// handover) and the command sheet, switched by the tabs, Alt+1..5, the URL
+// hash or a scanned screen code (RECEIVE, SORT, BAG, HANDOVER). Every scan
+// box feeds one scan line (scanline.js), and the scan box of the visible
+// screen gets the focus back after every action, so a keyboard-wedge
+// scanner always types into it. A service worker (sw.js) keeps the page on
+// screen when it is reloaded without a connection.
 
 import {API, roleLabel} from './api.js';
 import {ScanQueue, ownerOf} from './queue.js';
@@ -10,8 +13,10 @@ import {setupLogin, showLogin} from './login.js';
 import {ScanScreen} from './scan.js';
 import {BagScreen} from './bag.js';
 import {HandoverScreen} from './handover.js';
+import {ScanLine, holdIn} from './scanline.js';
+import {CodesScreen} from './commands.js';
 
-const views = ['receive', 'sort', 'bag', 'handover'];
+const views = ['receive', 'sort', 'bag', 'handover', 'codes'];
 
 const api = new API({
   sessionKey: 'station.session.terminal.v1',
@@ -20,8 +25,18 @@ const api = new API({
 });
 const queue = new ScanQueue(showQueue);
 queue.adoptLegacy(ownerOf(api.session && api.session.operator));
-const scan = new ScanScreen(api, queue);
-const screens = {receive: scan, sort: scan, bag: new BagScreen(api), handover: new HandoverScreen(api)};
+const line = new ScanLine({
+  screen: () => screens[current],
+  view: () => current,
+  go: (view) => go(view),
+  focus: () => refocus(true),
+});
+const scan = new ScanScreen(api, queue, line);
+const screens = {receive: scan, sort: scan, bag: new BagScreen(api, line), handover: new HandoverScreen(api, line), codes: new CodesScreen()};
+for (const id of ['scan-input', 'bag-next-hop', 'bag-scan', 'ho-ref', 'ho-scan', 'codes-scan']) line.attach($(id));
+// Holds kept on the device come back as what they were.
+line.kind('answer', (d) => scan.heldAnswer(d.item, d.v));
+line.kind('box', (d) => holdIn($(d.box), d.title, d.detail, d.code));
 let current = '';
 
 function setNet(ok) {
@@ -61,6 +76,7 @@ function loggedOut(message) {
   current = '';
   $('logout-warn').hidden = true;
   queue.setOwner(null);
+  line.setOwner(null);
   scan.reset();
   showLogin(message);
 }
@@ -76,6 +92,7 @@ function loggedIn(session) {
   queue.setOwner(ownerOf(op));
   setNet(navigator.onLine !== false);
   go(viewFromHash());
+  line.setOwner(ownerOf(op));
   flush();
 }
 
@@ -95,18 +112,26 @@ function go(view) {
   $('scan-view').hidden = !(view === 'receive' || view === 'sort');
   $('bag-view').hidden = view !== 'bag';
   $('handover-view').hidden = view !== 'handover';
+  $('codes-view').hidden = view !== 'codes';
+  document.body.dataset.view = view;
   screens[view].activate(view);
-  refocus();
+  refocus(true);
 }
 
-// refocus puts the caret back into the screen's scan field unless the
-// operator is in another field on purpose (weight, next hop, a button).
-function refocus() {
+// refocus puts the caret back into the screen's scan box unless the
+// operator is in another field on purpose (the weight, the carrier type).
+// After an action (afterAction) a button or link does not keep the focus:
+// a scanner's next code would be lost, and its Enter would press the
+// button again. Without an action (the focus just moved), a button the
+// keyboard reached keeps it.
+function refocus(afterAction) {
   if (!current) return;
   const a = document.activeElement;
-  if (a && a !== document.body && a.matches('input, select, textarea, button, a[href]') && !a.closest('[hidden]') && a.offsetParent !== null) return;
+  const visible = a && a !== document.body && !a.closest('[hidden]') && a.offsetParent !== null;
+  if (visible && a.matches('input, select, textarea')) return;
+  if (visible && !afterAction && a.matches('button, a[href], summary')) return;
   const t = screens[current].focusTarget();
-  if (t) t.focus();
+  if (t && !t.closest('[hidden]')) t.focus();
 }
 
 // flush sends the logged-in operator's queued scans (never another
@@ -126,14 +151,23 @@ $('logout').addEventListener('click', async () => {
   try {
     if (queue.length) await queue.flush(api, (item, answer) => scan.replayed(item, answer));
     const left = queue.length;
-    if (!left) {
+    const behind = line.waiting.length;
+    if (!left && !behind) {
       await endSession();
       return;
     }
     const op = api.session.operator;
-    $('logout-warn-text').textContent = `${left} scan${left === 1 ? ' is' : 's are'} not sent yet: no connection to the station server. ` +
-      `If you log out, ${left === 1 ? 'it stays' : 'they stay'} on this terminal as yours (${op.id} at ${op.station_id}) and ` +
-      `${left === 1 ? 'is' : 'are'} sent when you log in here again; nobody else can send ${left === 1 ? 'it' : 'them'}.`;
+    const parts = [];
+    if (left) {
+      parts.push(`${left} scan${left === 1 ? ' is' : 's are'} not sent yet: no connection to the station server. ` +
+        `If you log out, ${left === 1 ? 'it stays' : 'they stay'} on this terminal as yours (${op.id} at ${op.station_id}) and ` +
+        `${left === 1 ? 'is' : 'are'} sent when you log in here again; nobody else can send ${left === 1 ? 'it' : 'them'}.`);
+    }
+    if (behind) {
+      parts.push(`${behind} scan${behind === 1 ? ' waits' : 's wait'} behind the exception on screen. ` +
+        `If you log out, ${behind === 1 ? 'it is' : 'they are'} kept for you and ${behind === 1 ? 'goes' : 'go'} on when you log in here again and acknowledge it.`);
+    }
+    $('logout-warn-text').textContent = parts.join(' ');
     $('logout-warn').dataset.count = String(left);
     $('logout-warn').hidden = false;
     $('logout-stay').focus();
@@ -143,7 +177,7 @@ $('logout').addEventListener('click', async () => {
 });
 $('logout-stay').addEventListener('click', () => {
   $('logout-warn').hidden = true;
-  refocus();
+  refocus(true);
 });
 $('logout-anyway').addEventListener('click', async () => {
   $('logout-warn').hidden = true;
@@ -166,21 +200,24 @@ for (const b of document.querySelectorAll('nav.tabs button')) {
 }
 
 document.addEventListener('keydown', (ev) => {
-  if (ev.altKey && !ev.ctrlKey && !ev.metaKey && /^[1-4]$/.test(ev.key) && api.session) {
+  if (ev.altKey && !ev.ctrlKey && !ev.metaKey && /^[1-5]$/.test(ev.key) && api.session) {
     ev.preventDefault();
     go(views[Number(ev.key) - 1]);
     const t = screens[current].focusTarget();
     if (t) t.focus();
     return;
   }
-  // A scanner typing while nothing has focus: send its keys to the field.
-  if (current && (document.activeElement === document.body || !document.activeElement) && ev.key.length === 1) {
+  // A scanner typing while nothing, a button, or a box just hidden (the
+  // screen moved on) has the focus: send its keys to the scan box.
+  const a = document.activeElement;
+  if (current && ev.key.length === 1 && !ev.altKey && !ev.ctrlKey && !ev.metaKey &&
+      (!a || a === document.body || a.matches('button, a[href], summary') || a.closest('[hidden]'))) {
     const t = screens[current].focusTarget();
     if (t) t.focus();
   }
 });
-document.addEventListener('focusout', () => setTimeout(refocus, 0));
-document.addEventListener('click', () => setTimeout(refocus, 0));
+document.addEventListener('focusout', () => setTimeout(() => refocus(false), 0));
+document.addEventListener('click', () => setTimeout(() => refocus(true), 0));
 window.addEventListener('hashchange', () => go(viewFromHash()));
 window.addEventListener('online', () => {
   setNet(true);
@@ -190,6 +227,15 @@ window.addEventListener('offline', () => setNet(false));
 // The queue is also retried on a timer: "online" is not fired for every
 // kind of outage (a Wi-Fi that is up with a server that is not).
 setInterval(flush, 3000);
+
+// The service worker serves the page and its files from its cache when the
+// server cannot be reached, so a reload without a connection keeps the
+// terminal and its queue on screen. It never touches /api/.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js', {scope: '/'}).then(
+    () => { document.body.dataset.sw = 'registered'; },
+    () => { document.body.dataset.sw = 'failed'; });
+}
 
 showQueue();
 if (api.session) loggedIn(api.session);
