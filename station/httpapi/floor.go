@@ -11,6 +11,7 @@ import (
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/floor"
+	"github.com/expresshub/station/workorder"
 	"go.uber.org/zap"
 )
 
@@ -33,40 +34,29 @@ func (s *Server) chuteOf(r *http.Request) (string, int, error) {
 	return station, chute, nil
 }
 
-// bindChuteBag hangs a bag under a chute.
-func (s *Server) bindChuteBag(w http.ResponseWriter, r *http.Request) error {
-	_, chute, err := s.chuteOf(r)
-	if err != nil {
-		return err
+// chuteBag hangs a bag under a chute (PUT) or takes it down (DELETE).
+func (s *Server) chuteBag(bind bool) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		_, chute, err := s.chuteOf(r)
+		if err != nil {
+			return err
+		}
+		var req chuteBagRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+		var rc workorder.Receipt[packing.ChuteBinding]
+		if bind {
+			rc, err = s.floor.Bind(r.Context(), actor(r), chute, req.BagID, req.ScanID)
+		} else {
+			rc, err = s.floor.Unbind(r.Context(), actor(r), chute, req.ScanID)
+		}
+		if err != nil {
+			return s.packingErr(r, err)
+		}
+		writeReceipt(w, http.StatusOK, rc)
+		return nil
 	}
-	var req chuteBagRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	rc, err := s.floor.Bind(r.Context(), actor(r), chute, req.BagID, req.ScanID)
-	if err != nil {
-		return s.packingErr(r, err)
-	}
-	writeReceipt(w, http.StatusOK, rc)
-	return nil
-}
-
-// unbindChuteBag takes the bag down from a chute.
-func (s *Server) unbindChuteBag(w http.ResponseWriter, r *http.Request) error {
-	_, chute, err := s.chuteOf(r)
-	if err != nil {
-		return err
-	}
-	var req chuteBagRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	rc, err := s.floor.Unbind(r.Context(), actor(r), chute, req.ScanID)
-	if err != nil {
-		return s.packingErr(r, err)
-	}
-	writeReceipt(w, http.StatusOK, rc)
-	return nil
 }
 
 // setChuteState enables or disables a chute (supervisors).

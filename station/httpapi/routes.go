@@ -30,8 +30,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/flows", s.handle(anyOperator, s.listFlows))
 
 	// The sorter floor: bags under chutes, chute states, the live view.
-	mux.Handle("PUT /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.bindChuteBag))
-	mux.Handle("DELETE /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.unbindChuteBag))
+	mux.Handle("PUT /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.chuteBag(true)))
+	mux.Handle("DELETE /api/v1/stations/{id}/chutes/{chute}/bag", s.handle(anyOperator, s.chuteBag(false)))
 	mux.Handle("PUT /api/v1/stations/{id}/chutes/{chute}/state", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.setChuteState))
 	mux.Handle("PUT /api/v1/stations/{id}/bag-limits", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putBagLimits))
 	mux.Handle("GET /api/v1/stations/{id}/floor", s.handle(anyOperator, s.getFloor))
