@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/expresshub/station/dag"
+	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/migrations"
 	"github.com/expresshub/station/station/app"
 	"github.com/expresshub/station/station/auth"
@@ -295,12 +297,57 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		},
 	}
 
-	root.AddCommand(serve, migrate, operator, sorter, dev, simCmd, &cobra.Command{
+	var publishAs, publishReason string
+	flowCmd := &cobra.Command{Use: "flow", Short: "Manage sorting flows (versions stored in PostgreSQL)"}
+	flowPublish := &cobra.Command{
+		Use:   "publish FILE",
+		Short: "Compile a flow config and publish it as the next version of its flow; running instances pick it up",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			cfg, _, err := load(cmd, "console")
+			if err != nil {
+				return err
+			}
+			pub, err := app.PublishFlow(ctx, cfg, src, publishAs, publishReason)
+			if err != nil {
+				if f, ok := fault.As(err); ok {
+					if ps, ok := f.Details["problems"].([]dag.Problem); ok {
+						for _, p := range ps {
+							fmt.Fprintf(cmd.ErrOrStderr(), "  %s\n", problemText(p))
+						}
+					}
+				}
+				return err
+			}
+			if pub.Unchanged {
+				fmt.Fprintf(cmd.OutOrStdout(), "flow %s unchanged: version %d already holds this config\n", pub.Name, pub.Version)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "flow %s version %d published\n", pub.Name, pub.Version)
+			return nil
+		},
+	}
+	flowPublish.Flags().StringVar(&publishAs, "as", "cli", "who publishes (recorded in the audit)")
+	flowPublish.Flags().StringVar(&publishReason, "reason", "", "why (recorded in the audit)")
+	flowCmd.AddCommand(flowPublish)
+
+	root.AddCommand(serve, migrate, operator, sorter, dev, simCmd, flowCmd, &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "station", version) },
 	})
 	return root.ExecuteContext(ctx)
+}
+
+func problemText(p dag.Problem) string {
+	if p.Node != "" {
+		return "node " + p.Node + ": " + p.Problem
+	}
+	return p.Problem
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {

@@ -276,49 +276,13 @@ func (r *Releases) Load(ctx context.Context) error {
 
 // Watch applies announced changes and resyncs every interval until ctx ends.
 func (r *Releases) Watch(ctx context.Context, resync time.Duration) {
-	var wg sync.WaitGroup
-	if r.rdb != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.subscribe(ctx)
-		}()
-	}
-	t := time.NewTicker(resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		case <-t.C:
-			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("release rules resync failed", zap.Error(err))
-			}
+	watch(ctx, r.rdb, r.channel, resync, func(ctx context.Context) error {
+		err := r.Load(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("release rules reload failed", zap.Error(err))
 		}
-	}
-}
-
-// subscribe listens for change signals; go-redis re-subscribes by itself
-// after a Redis outage, and the resync covers what was said meanwhile.
-func (r *Releases) subscribe(ctx context.Context) {
-	sub := r.rdb.Subscribe(ctx, r.channel)
-	defer sub.Close()
-	ch := sub.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("release rules reload failed", zap.Error(err))
-			}
-			r.applied.Add(1)
-		}
-	}
+		return err
+	}, func() { r.applied.Add(1) })
 }
 
 // Put validates and stores a rule change, checks the match-rate guard when

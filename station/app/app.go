@@ -157,6 +157,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
+	flows.Announce(a.rdb, cfg.Redis.Prefix, log.Named("flows"))
 	a.releases = sorting.NewReleases(db, a.rdb, cfg.Redis.Prefix, flows, sorting.GuardConfig{
 		MinMatchRate: cfg.Release.MinMatchRate, MinComparisons: cfg.Release.MinComparisons, Window: cfg.Release.GuardWindow,
 	}, log.Named("release"))
@@ -356,6 +357,8 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { a.relay.Run(ctx) })
 	// Release rules: pub/sub signals plus a periodic resync.
 	wg.Go(func() { a.releases.Watch(ctx, a.cfg.Release.Resync) })
+	// Flow versions and market assignments: the same path.
+	wg.Go(func() { a.sorting.Flows().Watch(ctx, a.cfg.Release.Resync) })
 	// Shadow counts flush; on stop it waits for shadow runs in flight.
 	wg.Go(func() { a.shadow.Run(ctx) })
 	// The belt: invalidation signals from every instance, and its upkeep.
