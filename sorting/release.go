@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,19 @@ type Rule struct {
 	Version          int       `json:"version"`
 	UpdatedBy        string    `json:"updated_by"`
 	UpdatedAt        time.Time `json:"updated_at"`
+	// Ramp, when set, steps the split ratio up by itself (ramp.go).
+	Ramp          *Ramp     `json:"ramp,omitempty"`
+	RampStep      int       `json:"ramp_step"`            // index into Ramp.StepsBP
+	RampState     string    `json:"ramp_state,omitempty"` // running, done, rolled_back
+	StepStartedAt time.Time `json:"step_started_at"`
+	BaseCompared  int64     `json:"-"` // the site's shadow comparisons when the step started
+	BaseMismatch  int64     `json:"-"`
 }
+
+// ruleColumns are the release_rules columns in Rule's field order.
+const ruleColumns = `site_id, stable_flow, stable_version, coalesce(candidate_flow, ''), coalesce(candidate_version, 0),
+	mode, ratio_bp, salt, version, updated_by, updated_at, ramp, ramp_step, ramp_state, step_started_at,
+	step_base_comparisons, step_base_mismatches`
 
 // Bucket is the sticky bucket (0..9999) of a parcel under a salt: the same
 // on every instance, every retry and every restart.
@@ -105,7 +118,7 @@ func (r Rule) Decide(tn ident.TrackingNo) Decision {
 		if b < r.RatioBP {
 			return Decision{ServeCandidate: true, Bucket: b}
 		}
-		return Decision{Shadow: b < NextRampStep(r.RatioBP), Bucket: b}
+		return Decision{Shadow: b < r.nextRatio(), Bucket: b}
 	case ModeShadow:
 		return Decision{Shadow: r.RatioBP == 0 || b < r.RatioBP, Bucket: b}
 	}
@@ -138,6 +151,12 @@ func (r Rule) validate(flows *FlowSet) error {
 	if len(r.Salt) > 64 {
 		problems = append(problems, "salt is longer than 64 characters")
 	}
+	if r.Ramp != nil {
+		problems = append(problems, r.Ramp.problems()...)
+		if r.Mode == ModeShadow {
+			problems = append(problems, "a ramp steps a split ratio: use mode split (or off)")
+		}
+	}
 	if len(problems) > 0 {
 		return &RuleError{Problems: problems}
 	}
@@ -168,6 +187,12 @@ type RuleChange struct {
 	Actor         string // who
 	Force         bool   // skip the match-rate guard (needs a reason)
 	Reason        string
+
+	// Set by the ramp job only.
+	system  bool                                // the ramp's own step: guarded by the ramp's guards, not the raise guard
+	guard   map[string]any                      // a rollback's guard, value and threshold, for the audit
+	inTx    func(context.Context, pgx.Tx) error // the lease's fencing check
+	newStep bool                                // the ramp starts a step: note when, and the comparison totals
 }
 
 // GuardError is the guard's refusal with the figures behind it.
@@ -205,6 +230,9 @@ type Releases struct {
 	applied atomic.Int64 // changes applied from signals, for tests and metrics
 	mu      sync.Mutex   // serialises reloads
 	onApply func(site string, version int)
+
+	rampDefaults Ramp
+	ramp         *rampMetrics // nil until EnableRamp
 }
 
 // NewReleases builds the rule store; Load must run before use and Watch keeps
@@ -219,7 +247,7 @@ func NewReleases(db *pgxpool.Pool, rdb *redis.Client, prefix string, flows *Flow
 	if guard.Window == 0 {
 		guard.Window = 24 * time.Hour
 	}
-	r := &Releases{db: db, rdb: rdb, channel: prefix + "release", flows: flows, guard: guard, log: log}
+	r := &Releases{db: db, rdb: rdb, channel: prefix + "release", flows: flows, guard: guard, log: log, rampDefaults: DefaultRamp()}
 	empty := map[string]Rule{}
 	r.rules.Store(&empty)
 	return r
@@ -251,8 +279,7 @@ func (r *Releases) Get(site string) (Rule, error) {
 func (r *Releases) Load(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rows, err := r.db.Query(ctx, `SELECT site_id, stable_flow, stable_version, coalesce(candidate_flow, ''), coalesce(candidate_version, 0),
-		mode, ratio_bp, salt, version, updated_by, updated_at FROM release_rules`)
+	rows, err := r.db.Query(ctx, `SELECT `+ruleColumns+` FROM release_rules`)
 	if err != nil {
 		return fmt.Errorf("sorting: load release rules: %w", err)
 	}
@@ -269,6 +296,13 @@ func (r *Releases) Load(ctx context.Context) error {
 	for site, rule := range next {
 		if old[site].Version != rule.Version && r.onApply != nil {
 			r.onApply(site, rule.Version)
+		}
+		if r.ramp != nil {
+			served := 0
+			if rule.Mode == ModeSplit {
+				served = rule.RatioBP
+			}
+			r.ramp.ratio.WithLabelValues(site).Set(float64(served))
 		}
 	}
 	return nil
@@ -317,6 +351,28 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 	if next.Mode == ModeOff && next.CandidateFlow == "" {
 		next.CandidateVersion = 0
 	}
+	switch {
+	case c.system: // the ramp job set the step itself
+	case action == "kill":
+		if next.Ramp != nil && next.RampState == RampRunning {
+			next.RampState = RampRolledBack
+		}
+	case next.Ramp != nil:
+		// Ops set a schedule: it starts (again) at the step of the ratio
+		// asked for, or the first one.
+		ramp := next.Ramp.withDefaults(r.rampDefaults)
+		next.Ramp, next.RampStep, next.RampState, c.newStep = &ramp, 0, "", true
+		if next.Mode == ModeSplit && len(ramp.problems()) == 0 {
+			next.RampStep = max(slices.Index(ramp.StepsBP, next.RatioBP), 0)
+			next.RatioBP = ramp.StepsBP[next.RampStep]
+			next.RampState = RampRunning
+			if next.RampStep == len(ramp.StepsBP)-1 {
+				next.RampState = RampDone
+			}
+		}
+	default:
+		next.RampStep, next.RampState = 0, ""
+	}
 	if err := next.validate(r.flows); err != nil {
 		return Rule{}, err
 	}
@@ -325,12 +381,17 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 	}
 	var out Rule
 	err := pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
+		if c.inTx != nil {
+			if err := c.inTx(ctx, tx); err != nil {
+				return err
+			}
+		}
 		var before *Rule
 		var cur Rule
-		err := tx.QueryRow(ctx, `SELECT site_id, stable_flow, stable_version, coalesce(candidate_flow, ''),
-			coalesce(candidate_version, 0), mode, ratio_bp, salt, version, updated_by, updated_at
-			FROM release_rules WHERE site_id = $1 FOR UPDATE`, next.SiteID).Scan(&cur.SiteID, &cur.StableFlow, &cur.StableVersion,
-			&cur.CandidateFlow, &cur.CandidateVersion, &cur.Mode, &cur.RatioBP, &cur.Salt, &cur.Version, &cur.UpdatedBy, &cur.UpdatedAt)
+		rows, err := tx.Query(ctx, `SELECT `+ruleColumns+` FROM release_rules WHERE site_id = $1 FOR UPDATE`, next.SiteID)
+		if err == nil {
+			cur, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Rule])
+		}
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			if c.ExpectVersion != 0 {
@@ -344,7 +405,7 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 			}
 			before = &cur
 		}
-		if !c.Force && raisesCandidateShare(before, next) {
+		if !c.Force && !c.system && raisesCandidateShare(before, next) {
 			if err := r.checkGuard(ctx, tx, next.SiteID); err != nil {
 				return err
 			}
@@ -353,18 +414,34 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 		if before != nil {
 			next.Version = before.Version + 1
 		}
+		switch {
+		case c.newStep:
+			err := tx.QueryRow(ctx, `SELECT now(), coalesce(sum(comparisons), 0), coalesce(sum(mismatches), 0)
+				FROM reconciliation_counts WHERE site_id = $1 AND source = 'shadow'`, next.SiteID).
+				Scan(&next.StepStartedAt, &next.BaseCompared, &next.BaseMismatch)
+			if err != nil {
+				return err
+			}
+		case before != nil:
+			next.StepStartedAt, next.BaseCompared, next.BaseMismatch = before.StepStartedAt, before.BaseCompared, before.BaseMismatch
+		default:
+			next.StepStartedAt = time.Now()
+		}
 		var cand *string
 		var candV *int
 		if next.CandidateFlow != "" {
 			cand, candV = &next.CandidateFlow, &next.CandidateVersion
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO release_rules
-			(site_id, stable_flow, stable_version, candidate_flow, candidate_version, mode, ratio_bp, salt, version, updated_by, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+			(site_id, stable_flow, stable_version, candidate_flow, candidate_version, mode, ratio_bp, salt, version, updated_by, updated_at,
+			 ramp, ramp_step, ramp_state, step_started_at, step_base_comparisons, step_base_mismatches)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11, $12, $13, $14, $15, $16)
 			ON CONFLICT (site_id) DO UPDATE SET stable_flow = $2, stable_version = $3, candidate_flow = $4, candidate_version = $5,
-			  mode = $6, ratio_bp = $7, salt = $8, version = $9, updated_by = $10, updated_at = now()
+			  mode = $6, ratio_bp = $7, salt = $8, version = $9, updated_by = $10, updated_at = now(),
+			  ramp = $11, ramp_step = $12, ramp_state = $13, step_started_at = $14, step_base_comparisons = $15, step_base_mismatches = $16
 			RETURNING updated_at`,
-			next.SiteID, next.StableFlow, next.StableVersion, cand, candV, next.Mode, next.RatioBP, next.Salt, next.Version, c.Actor).
+			next.SiteID, next.StableFlow, next.StableVersion, cand, candV, next.Mode, next.RatioBP, next.Salt, next.Version, c.Actor,
+			next.Ramp, next.RampStep, next.RampState, next.StepStartedAt, next.BaseCompared, next.BaseMismatch).
 			Scan(&next.UpdatedAt)
 		if err != nil {
 			return err
@@ -375,9 +452,14 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 		if before == nil {
 			beforeJSON = nil
 		}
-		forced := c.Force && action != "kill" && raisesCandidateShare(before, next)
-		_, err = tx.Exec(ctx, `INSERT INTO release_audit (site_id, actor, action, reason, forced, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			next.SiteID, c.Actor, action, c.Reason, forced, beforeJSON, afterJSON)
+		forced := c.Force && action != "kill" && !c.system && raisesCandidateShare(before, next)
+		var guardJSON []byte
+		if c.guard != nil {
+			guardJSON, _ = json.Marshal(c.guard)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO release_audit (site_id, actor, action, reason, forced, before, after, guard)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			next.SiteID, c.Actor, action, c.Reason, forced, beforeJSON, afterJSON, guardJSON)
 		out = next
 		return err
 	})
@@ -448,11 +530,12 @@ type AuditEntry struct {
 	Before    json.RawMessage `json:"before"`
 	After     json.RawMessage `json:"after"`
 	CreatedAt time.Time       `json:"created_at"`
+	Guard     json.RawMessage `json:"guard,omitempty"` // a ramp rollback's guard, value and threshold
 }
 
 // Audit lists rule changes, newest first; site "" means every site.
 func (r *Releases) Audit(ctx context.Context, site string, limit int) ([]AuditEntry, error) {
-	rows, err := r.db.Query(ctx, `SELECT id, site_id, actor, action, reason, forced, coalesce(before, 'null'::jsonb), after, created_at
+	rows, err := r.db.Query(ctx, `SELECT id, site_id, actor, action, reason, forced, coalesce(before, 'null'::jsonb), after, created_at, guard
 		FROM release_audit WHERE $1 = '' OR site_id = $1 ORDER BY id DESC LIMIT $2`, site, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sorting: audit: %w", err)

@@ -31,13 +31,18 @@ ALTER TABLE release_rules
     ADD COLUMN ramp            jsonb,
     ADD COLUMN ramp_step       integer NOT NULL DEFAULT 0,
     ADD COLUMN ramp_state      text NOT NULL DEFAULT '' CHECK (ramp_state IN ('', 'running', 'done', 'rolled_back')),
-    ADD COLUMN step_started_at timestamptz NOT NULL DEFAULT now();
+    ADD COLUMN step_started_at timestamptz NOT NULL DEFAULT now(),
+    -- the site's shadow comparison totals when the step started: the step's
+    -- progress is what was counted since
+    ADD COLUMN step_base_comparisons bigint NOT NULL DEFAULT 0,
+    ADD COLUMN step_base_mismatches  bigint NOT NULL DEFAULT 0;
 
 -- A rollback's guard, value and threshold.
 ALTER TABLE release_audit ADD COLUMN guard jsonb;
 
 -- +goose Down
 ALTER TABLE release_audit DROP COLUMN guard;
-ALTER TABLE release_rules DROP COLUMN ramp, DROP COLUMN ramp_step, DROP COLUMN ramp_state, DROP COLUMN step_started_at;
+ALTER TABLE release_rules DROP COLUMN ramp, DROP COLUMN ramp_step, DROP COLUMN ramp_state, DROP COLUMN step_started_at,
+    DROP COLUMN step_base_comparisons, DROP COLUMN step_base_mismatches;
 DROP TABLE flow_audit;
 DROP TABLE market_flows;

@@ -166,6 +166,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	}, []string{"site"})
 	a.registry.MustRegister(ruleVersion)
 	a.releases.OnApply(func(site string, version int) { ruleVersion.WithLabelValues(site).Set(float64(version)) })
+	rc := cfg.Release.Ramp
+	a.releases.EnableRamp(sorting.RampConfig{Defaults: sorting.Ramp{StepsBP: rc.StepsBP, MinStepTime: sorting.Duration(rc.MinStepTime),
+		MinComparisons: rc.MinComparisons, MinMatchRate: rc.MinMatchRate, ExceptionDelta: rc.ExceptionMargin,
+		NoChuteDelta: rc.NoChuteMargin, MaxP99Ratio: rc.MaxP99Ratio, MinSamples: rc.MinSamples, OnBreach: rc.OnBreach}}, a.registry)
 	if err := a.releases.Load(ctx); err != nil {
 		a.Close()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 const (
 	LeaseOfflineReconciliation = "offline_reconciliation"
 	LeaseOutboxPrune           = "outbox_prune"
+	LeaseReleaseRamp           = "release_ramp"
 )
 
 // Outbox pruning deletes at most pruneBatch rows per transaction, so no
@@ -35,6 +36,20 @@ func (a *App) startSingletons(ctx context.Context, wg *sync.WaitGroup) {
 	if every := a.cfg.Release.OfflineEvery; every > 0 {
 		wg.Go(func() { a.leases.Run(ctx, LeaseOfflineReconciliation, ttl, every, a.offlineJob) })
 	}
+	if every := a.cfg.Release.RampEvery; every > 0 {
+		wg.Go(func() { a.leases.Run(ctx, LeaseReleaseRamp, ttl, every, a.rampJob) })
+	}
+}
+
+// rampJob steps every running guarded ramp up, or rolls it back: one
+// instance decides, PostgreSQL and the rule signal tell the others.
+func (a *App) rampJob(ctx context.Context, l *lease.Lease) error {
+	acts, err := a.releases.AdvanceRamps(ctx, l.Guard)
+	for _, act := range acts {
+		a.log.Info("release ramp", zap.String("site", act.SiteID), zap.String("action", act.Action),
+			zap.Int("from_bp", act.From), zap.Int("to_bp", act.To))
+	}
+	return err
 }
 
 func (a *App) pruneOutboxJob(ctx context.Context, l *lease.Lease) error {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,22 @@ type Release struct {
 	NoiseEvery     int           `mapstructure:"noise_every"`     // old-vs-old check on 1 in N shadows
 	OfflineEvery   time.Duration `mapstructure:"offline_every"`   // scheduled offline reconciliation; 0: off
 	OfflineWindow  time.Duration `mapstructure:"offline_window"`  // stored sorts it re-runs: this far back
+	RampEvery      time.Duration `mapstructure:"ramp_every"`      // how often the singleton ramp job judges running ramps; 0: off
+	Ramp           Ramp          `mapstructure:"ramp"`            // defaults of a rule's schedule
+}
+
+// Ramp is the default schedule and guards of a guarded ramp; a rule's own
+// ramp overrides any of them.
+type Ramp struct {
+	StepsBP         []int         `mapstructure:"steps_bp"`         // split ratios in basis points, ascending
+	MinStepTime     time.Duration `mapstructure:"min_step_time"`    // T: at least this long on each step
+	MinComparisons  int           `mapstructure:"min_comparisons"`  // N: shadow comparisons on each step
+	MinMatchRate    float64       `mapstructure:"min_match_rate"`   // guard
+	ExceptionMargin float64       `mapstructure:"exception_margin"` // guard: candidate's exception-chute rate - stable's
+	NoChuteMargin   float64       `mapstructure:"no_chute_margin"`  // guard: candidate's NO_CHUTE rate - stable's
+	MaxP99Ratio     float64       `mapstructure:"max_p99_ratio"`    // guard: candidate's sort p99 / stable's
+	MinSamples      int           `mapstructure:"min_samples"`      // sorts per flow before the rate and p99 guards judge
+	OnBreach        string        `mapstructure:"on_breach"`        // off or previous
 }
 
 type Database struct {
@@ -217,7 +234,10 @@ func Defaults() Config {
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
 			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
-			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour},
+			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour,
+			RampEvery: 5 * time.Second, Ramp: Ramp{StepsBP: []int{100, 500, 2500, 10000}, MinStepTime: 10 * time.Minute,
+				MinComparisons: 1000, MinMatchRate: 0.999, ExceptionMargin: 0.005, NoChuteMargin: 0.002, MaxP99Ratio: 1.5,
+				MinSamples: 200, OnBreach: "off"}},
 		Lease: Lease{TTL: 30 * time.Second},
 		Floor: Floor{BagMaxParcels: 60, BagMaxGrams: 25_000, SealSoon: 0.9},
 	}
@@ -447,6 +467,14 @@ func (c Config) Validate() error {
 	}
 	if c.Release.MinMatchRate < 0 || c.Release.MinMatchRate > 1 {
 		return bad("release.min_match_rate", "must be between 0 and 1")
+	}
+	if r := c.Release.Ramp; len(r.StepsBP) == 0 || !slices.IsSorted(r.StepsBP) || r.StepsBP[0] < 1 || r.StepsBP[len(r.StepsBP)-1] > 10000 ||
+		r.MinStepTime < 0 || r.MinComparisons < 1 || r.MinSamples < 1 || r.MinMatchRate <= 0 || r.MinMatchRate > 1 ||
+		r.ExceptionMargin < 0 || r.NoChuteMargin < 0 || r.MaxP99Ratio < 1 || (r.OnBreach != "off" && r.OnBreach != "previous") {
+		return bad("release.ramp", "steps_bp ascending within 1..10000; min_comparisons, min_samples at least 1; min_match_rate in (0, 1]; margins at least 0; max_p99_ratio at least 1; on_breach off or previous")
+	}
+	if c.Release.RampEvery < 0 {
+		return bad("release.ramp_every", "must be at least 0 (0: off)")
 	}
 	if c.Release.MinComparisons < 1 || c.Release.ShadowBudget < 1 || c.Release.NoiseEvery < 0 {
 		return bad("release", "min_comparisons and shadow_budget must be at least 1, noise_every at least 0")

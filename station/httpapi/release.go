@@ -35,15 +35,16 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) error {
 }
 
 type releaseRequest struct {
-	StableFlow       string `json:"stable_flow"`
-	StableVersion    int    `json:"stable_version"`
-	CandidateFlow    string `json:"candidate_flow"`
-	CandidateVersion int    `json:"candidate_version"`
-	Mode             string `json:"mode"`
-	RatioBP          int    `json:"ratio_bp"`
-	Salt             string `json:"salt"`
-	Force            bool   `json:"force"`
-	Reason           string `json:"reason"`
+	StableFlow       string        `json:"stable_flow"`
+	StableVersion    int           `json:"stable_version"`
+	CandidateFlow    string        `json:"candidate_flow"`
+	CandidateVersion int           `json:"candidate_version"`
+	Mode             string        `json:"mode"`
+	RatioBP          int           `json:"ratio_bp"`
+	Salt             string        `json:"salt"`
+	Force            bool          `json:"force"`
+	Reason           string        `json:"reason"`
+	Ramp             *sorting.Ramp `json:"ramp"` // a schedule: the ratio steps up by itself while the guards hold
 }
 
 // putRelease changes a site's rule. If-Match carries the version read (0
@@ -68,7 +69,8 @@ func (s *Server) putRelease(w http.ResponseWriter, r *http.Request) error {
 	}
 	rule, err := s.releases.Put(r.Context(), sorting.RuleChange{
 		Rule: sorting.Rule{SiteID: site, StableFlow: req.StableFlow, StableVersion: req.StableVersion,
-			CandidateFlow: req.CandidateFlow, CandidateVersion: req.CandidateVersion, Mode: req.Mode, RatioBP: req.RatioBP, Salt: req.Salt},
+			CandidateFlow: req.CandidateFlow, CandidateVersion: req.CandidateVersion, Mode: req.Mode, RatioBP: req.RatioBP, Salt: req.Salt,
+			Ramp: req.Ramp},
 		ExpectVersion: expect, Actor: principal(r).ID, Force: req.Force, Reason: strings.TrimSpace(req.Reason),
 	})
 	if err != nil {
@@ -104,6 +106,31 @@ func (s *Server) killRelease(w http.ResponseWriter, r *http.Request) error {
 	s.security.Info("release rule killed", zap.String("request_id", requestID(r.Context())), zap.String("operator", principal(r).ID),
 		zap.String("site", site), zap.Int("version", rule.Version))
 	writeJSON(w, http.StatusOK, rule)
+	return nil
+}
+
+// getRamp is the site's ramp: schedule, step, each guard against its
+// threshold and the progress toward the next step.
+func (s *Server) getRamp(w http.ResponseWriter, r *http.Request) error {
+	site, err := s.siteID(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.releases.RampStatus(r.Context(), site)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// releaseOverview is one row per site: mode, step, match rate, last change.
+func (s *Server) releaseOverview(w http.ResponseWriter, r *http.Request) error {
+	rows, err := s.releases.Overview(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sites": rows})
 	return nil
 }
 

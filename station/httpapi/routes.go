@@ -59,6 +59,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/ops/sites/{id}/release", s.handle(opsOnly, s.getRelease))
 	mux.Handle("PUT /api/v1/ops/sites/{id}/release", s.handle(opsOnly, s.putRelease))
 	mux.Handle("POST /api/v1/ops/sites/{id}/release/kill", s.handle(opsOnly, s.killRelease))
+	mux.Handle("GET /api/v1/ops/sites/{id}/ramp", s.handle(opsOnly, s.getRamp))
+	mux.Handle("GET /api/v1/ops/releases", s.handle(opsOnly, s.releaseOverview))
 	mux.Handle("GET /api/v1/ops/audit", s.handle(opsOnly, s.audit))
 	mux.Handle("PUT /api/v1/ops/flows/{name}", s.handle(opsOnly, s.publishFlow))
 	mux.Handle("GET /api/v1/ops/flows/{name}", s.handle(opsOnly, s.getFlow))
