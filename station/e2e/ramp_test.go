@@ -50,13 +50,18 @@ func startRamp(t *testing.T, st *stationtest.Station, ops, candidate string) sor
 	return rule
 }
 
-// inBand returns the next parcel via SG-H01, from *i on, whose bucket is
+// inBand returns the next normal parcel via SG-H01, from *i on, whose bucket is
 // shadowed on the rule's current step: [ratio, next step).
-func inBand(t *testing.T, rule sorting.Rule, i *int, want func(tn string) bool) string {
+func inBand(t *testing.T, st *stationtest.Station, rule sorting.Rule, i *int, want func(tn string) bool) string {
 	t.Helper()
+	fx := st.Sim.Fixtures()
 	next := rule.Ramp.StepsBP[min(rule.RampStep+1, len(rule.Ramp.StepsBP)-1)]
 	for ; *i < 200000; *i++ {
-		tn := sim.ViaStation("SG-H01", *i)
+		tn := sim.TrackingNo("SG", sim.Normal, *i)
+		p, err := fx.Parcel(tn)
+		if err != nil || !fx.Via(p.Origin, p.Destination, "SG-H01") {
+			continue
+		}
 		if b := sorting.Bucket(rule.Salt, ident.TrackingNo(tn)); b >= rule.RatioBP && b < next && (want == nil || want(tn)) {
 			*i++
 			return tn
@@ -76,13 +81,16 @@ func TestARampWithAWrongCandidateRollsBackByItselfAndTheAuditSaysWhy(t *testing.
 	site, _, _ := sim.RehomedV2("SG")
 	rehomedParcel := func(tn string) bool { return mustParcel(t, st, tn).Destination == site }
 	samePath := func(tn string) bool { return !rehomedParcel(tn) }
-	i := 0
+	i, parcels := 0, make([]string, n)
 	for k := range n {
 		want := samePath
 		if k == 10 || k == 50 {
 			want = rehomedParcel
 		}
-		sortParcel(t, st, op, inBand(t, rule, &i, want), fmt.Sprintf("ramp-bad-%d", k))
+		parcels[k] = inBand(t, st, rule, &i, want)
+	}
+	for k, tn := range parcels {
+		sortParcel(t, st, op, tn, fmt.Sprintf("ramp-bad-%d", k))
 	}
 	waitFor(t, "the ramp to roll back", func() bool {
 		cur, _ := st.App.Releases().Rule("SG-H01")
@@ -128,6 +136,7 @@ func TestACorrectCandidateRampsToAHundredPercentByItself(t *testing.T) {
 	t.Parallel()
 	const n = 15
 	st := rampStation(t, n)
+	other := stationtest.Start(t, stationtest.Options{Join: st, Config: func(c *config.Config) { c.Release.RampEvery = 50 * time.Millisecond }})
 	ops, op := st.Login("ops1"), st.Login("op1")
 	// The candidate is published at runtime: the shipped flow under a new name.
 	publish(t, st, ops, "full_c", strings.Replace(shippedFull(t, st, ops), "name: full", "name: full_c", 1), http.StatusCreated)
@@ -148,7 +157,7 @@ func TestACorrectCandidateRampsToAHundredPercentByItself(t *testing.T) {
 			continue
 		}
 		cur, _ := st.App.Releases().Rule("SG-H01")
-		sortParcel(t, st, op, inBand(t, cur, &i, nil), fmt.Sprintf("ramp-ok-%d", sorts))
+		sortParcel(t, st, op, inBand(t, st, cur, &i, nil), fmt.Sprintf("ramp-ok-%d", sorts))
 		sorts++
 	}
 	cur, _ := st.App.Releases().Rule("SG-H01")
@@ -169,8 +178,13 @@ func TestACorrectCandidateRampsToAHundredPercentByItself(t *testing.T) {
 	if advances != 3 {
 		t.Fatalf("%d advances, want 3", advances)
 	}
+	// The other instance serves the same step.
+	waitFor(t, "the other instance to be at 100%", func() bool {
+		r, _ := other.App.Releases().Rule("SG-H01")
+		return r.RatioBP == 10000 && r.RampState == sorting.RampDone
+	})
 	// Every parcel is now served by the candidate.
-	if a := sortParcel(t, st, op, sim.ViaStation("SG-H01", i+1), "ramp-after"); a.Flow != "full_c" {
+	if a := sortParcel(t, st, op, inBand(t, st, sorting.Rule{Salt: cur.Salt, RatioBP: 0, Ramp: cur.Ramp, RampStep: 3}, &i, nil), "ramp-after"); a.Flow != "full_c" {
 		t.Fatalf("after the ramp, served by %s", a.Flow)
 	}
 	var overview struct{ Sites []sorting.SiteOverview }
