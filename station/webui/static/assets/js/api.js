@@ -80,15 +80,16 @@ export class API {
   del(path, opts) { return this.request('DELETE', path, undefined, opts); }
 
   // request sends one call. opts.as: 'json' (default) or 'blob';
-  // opts.headers: extra headers; opts.auth false: no token.
+  // opts.headers: extra headers; opts.auth false: no token; opts.raw: a
+  // content type, and body is sent as it is (a YAML flow config).
   async request(method, path, body, opts = {}) {
     const headers = {Accept: opts.as === 'blob' ? '*/*' : 'application/json', ...(opts.headers || {})};
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) headers['Content-Type'] = opts.raw ? opts.raw : 'application/json';
     if (opts.auth !== false && this.token) headers.Authorization = 'Bearer ' + this.token;
     let resp;
     try {
       resp = await fetch(path, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers, body: body === undefined ? undefined : opts.raw ? body : JSON.stringify(body),
         cache: 'no-store', credentials: 'omit',
       });
     } catch (e) {

@@ -1,4 +1,4 @@
-// The ops console: login (ops role only), a site picker, and five views
+// The ops console: login (ops role only), a site picker, and seven views
 // switched by the tabs or the URL hash.
 
 import {API, roleLabel} from './api.js';
@@ -6,6 +6,8 @@ import {$, normalizeCode} from './dom.js';
 import {setupLogin, showLogin} from './login.js';
 import {ReleaseView} from './release.js';
 import {AuditView} from './audit.js';
+import {SitesView} from './sites.js';
+import {FlowsView} from './flows.js';
 import {ReconView} from './recon.js';
 import {TraceView} from './traceview.js';
 import {RelayView} from './relay.js';
@@ -22,6 +24,8 @@ let shownSite = '';
 const ctx = {api, site: () => shownSite};
 const views = {
   release: new ReleaseView(ctx),
+  sites: new SitesView(ctx),
+  flows: new FlowsView(ctx),
   audit: new AuditView(ctx),
   recon: new ReconView(ctx),
   trace: new TraceView(ctx),
@@ -62,8 +66,8 @@ function go(view) {
     else b.removeAttribute('aria-current');
   }
   for (const name of Object.keys(views)) $(name + '-view').hidden = name !== view;
-  // The trace and relay views do not depend on the site.
-  $('site-form').hidden = view === 'trace' || view === 'relay';
+  // The trace, relay, sites and flows views do not depend on the site.
+  $('site-form').hidden = ['trace', 'relay', 'sites', 'flows'].includes(view);
   load(view);
 }
 

@@ -5,7 +5,7 @@
 // site field holds meanwhile; Kill asks for its own reason.
 
 import {unavailable} from './api.js';
-import {$, el, clear, msg, dateTime, facts} from './dom.js';
+import {$, el, clear, msg, dateTime, facts, labelCells} from './dom.js';
 import {pct} from './chart.js';
 
 export class ReleaseView {
@@ -56,6 +56,45 @@ export class ReleaseView {
     this.site = site;
     this.show(rule.data);
     $('rel-form').inert = false;
+    await this.loadRamp(site);
+  }
+
+  // loadRamp shows the rule's ramp: its schedule, the current step, each
+  // guard against its threshold and the progress toward the next step.
+  async loadRamp(site) {
+    const box = clear($('rel-ramp'));
+    box.className = '';
+    if (!this.rule || !this.rule.ramp) return;
+    const a = await this.api.get(`/api/v1/ops/sites/${encodeURIComponent(site)}/ramp`);
+    if (!a.ok || this.site !== site || !a.data.ramp) return;
+    const r = a.data;
+    const steps = r.ramp.steps_bp;
+    box.className = 'card';
+    box.dataset.step = String(r.step);
+    box.dataset.state = r.state || '';
+    box.dataset.comparisons = String(r.comparisons);
+    box.append(
+      el('h3', {}, `Ramp: step ${r.step + 1} of ${steps.length} (${(r.state || 'stopped').replace('_', ' ')})`),
+      el('p', {class: 'schedule'}, ...steps.map((bp, i) => el(i === r.step ? 'strong' : 'span', {},
+        `${i ? ' → ' : ''}${bp / 100} %`))),
+      el('p', {class: 'progress'}, r.next_ratio_bp
+        ? `Toward ${r.next_ratio_bp / 100} %: ${r.comparisons.toLocaleString('en')} of ${r.ramp.min_comparisons.toLocaleString('en')} comparisons, ${r.on_step_for} of ${r.ramp.min_step_time} on this step.`
+        : 'Last step.'),
+      el('p', {class: 'hint'}, `On a breach: ${r.ramp.on_breach === 'previous' ? 'back one step and stop' : 'mode off'}.`));
+    const tbody = el('tbody');
+    for (const g of r.guards) {
+      const status = !g.judged ? 'waiting for data' : g.holds ? 'holds' : 'breached';
+      tbody.append(el('tr', {class: g.judged && !g.holds ? 'breach' : '', dataset: {guard: g.guard, holds: String(g.holds)}},
+        el('td', {}, g.guard.replaceAll('_', ' ')),
+        el('td', {class: 'num'}, !g.judged && g.value === 0 ? '–' : fmtGuard(g.guard, g.value)),
+        el('td', {class: 'num'}, `${g.op} ${fmtGuard(g.guard, g.threshold)}`),
+        el('td', {}, status),
+        el('td', {class: 'hint'}, g.note || '')));
+    }
+    box.append(el('div', {class: 'scroll'}, el('table', {id: 'rel-guards', class: 'stack'},
+      el('thead', {}, el('tr', {}, el('th', {}, 'Guard'), el('th', {class: 'num'}, 'Value'), el('th', {class: 'num'}, 'Threshold'),
+        el('th', {}, 'Status'), el('th', {}, 'Basis'))), tbody)));
+    labelCells($('rel-guards'));
   }
 
   fillFlows(flows) {
@@ -82,7 +121,8 @@ export class ReleaseView {
     box.append(
       el('div', {class: 'stats'},
         stat('Mode', rule.mode, rule.mode === 'off' ? '' : rule.mode === 'split' ? 'bad' : 'ok'),
-        stat('Ratio', `${(rule.ratio_bp / 100).toFixed(2)} %`)),
+        stat('Ratio', `${(rule.ratio_bp / 100).toFixed(2)} %`),
+        rule.ramp ? stat('Ramp step', `${rule.ramp_step + 1} of ${rule.ramp.steps_bp.length}`, rule.ramp_state === 'rolled_back' ? 'bad' : '') : null),
       facts(el('dl', {class: 'facts'}), [
         ['Stable', `${rule.stable_flow} v${rule.stable_version}`],
         ['Candidate', rule.candidate_flow ? `${rule.candidate_flow} v${rule.candidate_version}` : '–'],
@@ -94,6 +134,8 @@ export class ReleaseView {
     for (const r of document.querySelectorAll('input[name="rel-mode"]')) r.checked = r.value === rule.mode;
     $('rel-ratio').value = String(rule.ratio_bp / 100);
     $('rel-force').checked = false;
+    $('rel-ramp-on').checked = !!rule.ramp;
+    if (rule.ramp) $('rel-ramp-steps').value = rule.ramp.steps_bp.map((bp) => bp / 100).join(', ');
     this.ratioHint();
   }
 
@@ -117,6 +159,9 @@ export class ReleaseView {
       stable_flow: sf, stable_version: sv, candidate_flow: cf, candidate_version: cv, mode,
       ratio_bp: Math.round(ratio * 100), force: $('rel-force').checked, reason: $('rel-reason').value.trim(),
     };
+    if ($('rel-ramp-on').checked) {
+      body.ramp = {steps_bp: $('rel-ramp-steps').value.split(',').map((x) => Math.round(Number(x.trim()) * 100))};
+    }
     const site = this.site;
     if (!site) return;
     const a = await this.api.put(`/api/v1/ops/sites/${encodeURIComponent(site)}/release`, body,
@@ -125,6 +170,7 @@ export class ReleaseView {
     requestAnimationFrame(() => this.said());
     if (a.ok) {
       this.show(a.data);
+      this.loadRamp(site);
       $('rel-reason').value = '';
       out.append(msgBox('ok', `Saved: ${site} is now ${a.data.mode} at ${(a.data.ratio_bp / 100).toFixed(2)} % (version ${a.data.version}).`));
       return;
@@ -194,6 +240,10 @@ export class ReleaseView {
     this.show(a.data);
     out.append(msgBox('ok', `Killed: ${site} is off; every parcel is served by ${a.data.stable_flow} v${a.data.stable_version}.`));
   }
+}
+
+function fmtGuard(guard, v) {
+  return guard === 'sort_p99' ? `${v.toFixed(1)} ms` : pct(v);
 }
 
 function msgBox(kind, text, detail) {
