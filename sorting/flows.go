@@ -81,10 +81,24 @@ var (
 	ErrInvalidMarketAssignment = fault.New(fault.Invalid, "invalid_market_assignment", "the market assignment is invalid")
 )
 
+// FlowSetOption adjusts a FlowSet at construction.
+type FlowSetOption func(*FlowSet)
+
+// WithSignals makes publications and assignments signal every instance on
+// Redis (channel prefix+"flows"), and log what could not be signalled.
+func WithSignals(rdb *redis.Client, prefix string, log *zap.Logger) FlowSetOption {
+	return func(s *FlowSet) { s.rdb, s.channel, s.log = rdb, prefix+"flows", log }
+}
+
+// WithOnApply runs f after every reload (metrics, tests of propagation).
+func WithOnApply(f func()) FlowSetOption {
+	return func(s *FlowSet) { s.onApply = f }
+}
+
 // NewFlowSet builds the step registry over d and chutes, seeds an empty
 // database with the shipped flow files and market assignments, and compiles
 // every stored version.
-func NewFlowSet(ctx context.Context, db *pgxpool.Pool, d Downstream, chutes *ChuteStore) (*FlowSet, error) {
+func NewFlowSet(ctx context.Context, db *pgxpool.Pool, d Downstream, chutes *ChuteStore, opts ...FlowSetOption) (*FlowSet, error) {
 	reg, err := steps(d, chutes)
 	if err != nil {
 		return nil, fmt.Errorf("sorting: steps: %w", err)
@@ -99,6 +113,9 @@ func NewFlowSet(ctx context.Context, db *pgxpool.Pool, d Downstream, chutes *Chu
 	}
 	s := &FlowSet{db: db, registry: reg, log: zap.NewNop(), markets: map[string]Assignment{},
 		versions: map[string]map[int]*Flow{}, latest: map[string]*Flow{}}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.storeShipped(ctx, markets); err != nil {
 		return nil, err
 	}
@@ -107,15 +124,6 @@ func NewFlowSet(ctx context.Context, db *pgxpool.Pool, d Downstream, chutes *Chu
 	}
 	return s, nil
 }
-
-// Announce makes publications and assignments signal every instance on
-// Redis (channel prefix+"flows").
-func (s *FlowSet) Announce(rdb *redis.Client, prefix string, log *zap.Logger) {
-	s.rdb, s.channel, s.log = rdb, prefix+"flows", log
-}
-
-// OnApply registers a callback run after every reload (tests, metrics).
-func (s *FlowSet) OnApply(f func()) { s.onApply = f }
 
 // storeShipped seeds the database: a shipped flow file is stored as version
 // 1 of its flow when no version of that flow is stored yet, and the shipped
@@ -584,14 +592,16 @@ func (s *FlowSet) List() []FlowInfo {
 	defer s.mu.RUnlock()
 	var out []FlowInfo
 	for name, vs := range s.versions {
-		var markets []string
-		for m, a := range s.markets {
-			if a.Flow == name {
-				markets = append(markets, m)
-			}
-		}
-		sort.Strings(markets)
 		for v, f := range vs {
+			// The markets sorting with this very version: pinned to it, or
+			// following the newest when it is the newest.
+			var markets []string
+			for m, a := range s.markets {
+				if a.Flow == name && (a.Version == v || (a.Version == 0 && s.latest[name] == f)) {
+					markets = append(markets, m)
+				}
+			}
+			sort.Strings(markets)
 			out = append(out, FlowInfo{Name: name, Version: v, Nodes: f.Plan.Nodes(), Markets: markets, IsLatest: s.latest[name] == f})
 		}
 	}

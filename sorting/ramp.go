@@ -284,33 +284,34 @@ func (r *Releases) evaluate(ctx context.Context, rule Rule) (RampStatus, error) 
 	return st, nil
 }
 
-// RampConfig is the ramp's defaults and its job's metrics.
-type RampConfig struct {
-	Defaults Ramp
-}
-
 type rampMetrics struct {
 	rollbacks *prometheus.CounterVec
 	advances  *prometheus.CounterVec
 	ratio     *prometheus.GaugeVec
 }
 
-// EnableRamp sets the defaults of schedules and registers the ramp's
-// metrics; station_release_ramp_rollbacks_total is the alert.
-func (r *Releases) EnableRamp(cfg RampConfig, reg prometheus.Registerer) {
-	r.rampDefaults = cfg.Defaults.withDefaults(DefaultRamp())
-	m := &rampMetrics{
-		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_release_ramp_rollbacks_total",
-			Help: "Ramps rolled back by a guard, by site and guard: alert on any increase."}, []string{"site", "guard"}),
-		advances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_release_ramp_advances_total",
-			Help: "Ramp steps taken by themselves, by site."}, []string{"site"}),
-		ratio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "station_release_ratio_bp",
-			Help: "Split ratio in basis points this instance serves, by site."}, []string{"site"}),
+// ReleasesOption adjusts Releases at construction.
+type ReleasesOption func(*Releases)
+
+// WithRamp sets the defaults of ramp schedules (fields left zero keep
+// DefaultRamp's) and registers the ramp's metrics on reg;
+// station_release_ramp_rollbacks_total is the alert.
+func WithRamp(defaults Ramp, reg prometheus.Registerer) ReleasesOption {
+	return func(r *Releases) {
+		r.rampDefaults = defaults.withDefaults(DefaultRamp())
+		m := &rampMetrics{
+			rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_release_ramp_rollbacks_total",
+				Help: "Ramps rolled back by a guard, by site and guard: alert on any increase."}, []string{"site", "guard"}),
+			advances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_release_ramp_advances_total",
+				Help: "Ramp steps taken by themselves, by site."}, []string{"site"}),
+			ratio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "station_release_ratio_bp",
+				Help: "Split ratio in basis points this instance serves, by site."}, []string{"site"}),
+		}
+		if reg != nil {
+			reg.MustRegister(m.rollbacks, m.advances, m.ratio)
+		}
+		r.ramp = m
 	}
-	if reg != nil {
-		reg.MustRegister(m.rollbacks, m.advances, m.ratio)
-	}
-	r.ramp = m
 }
 
 // RampAction is what the ramp job did to one site.

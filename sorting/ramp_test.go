@@ -18,9 +18,8 @@ func rampSite(t *testing.T, onBreach string, stepBP int) (*Releases, func(flow s
 	t.Helper()
 	ctx := context.Background()
 	svc, db := offlineService(t, 0)
-	r := NewReleases(db, nil, "t:", svc.Flows(), GuardConfig{}, zap.NewNop())
-	r.EnableRamp(RampConfig{Defaults: Ramp{MinStepTime: Duration(time.Hour), MinComparisons: 1000, MinSamples: 10,
-		MaxP99Ratio: 2, OnBreach: onBreach}}, nil)
+	r := NewReleases(db, nil, "t:", svc.Flows(), GuardConfig{}, zap.NewNop(), WithRamp(Ramp{MinStepTime: Duration(time.Hour),
+		MinComparisons: 1000, MinSamples: 10, MaxP99Ratio: 2, OnBreach: onBreach}, nil))
 	if err := r.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

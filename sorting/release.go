@@ -232,12 +232,12 @@ type Releases struct {
 	onApply func(site string, version int)
 
 	rampDefaults Ramp
-	ramp         *rampMetrics // nil until EnableRamp
+	ramp         *rampMetrics // nil without WithRamp
 }
 
 // NewReleases builds the rule store; Load must run before use and Watch keeps
 // it current.
-func NewReleases(db *pgxpool.Pool, rdb *redis.Client, prefix string, flows *FlowSet, guard GuardConfig, log *zap.Logger) *Releases {
+func NewReleases(db *pgxpool.Pool, rdb *redis.Client, prefix string, flows *FlowSet, guard GuardConfig, log *zap.Logger, opts ...ReleasesOption) *Releases {
 	if guard.MinMatchRate == 0 {
 		guard.MinMatchRate = 0.999
 	}
@@ -248,6 +248,9 @@ func NewReleases(db *pgxpool.Pool, rdb *redis.Client, prefix string, flows *Flow
 		guard.Window = 24 * time.Hour
 	}
 	r := &Releases{db: db, rdb: rdb, channel: prefix + "release", flows: flows, guard: guard, log: log, rampDefaults: DefaultRamp()}
+	for _, o := range opts {
+		o(r)
+	}
 	empty := map[string]Rule{}
 	r.rules.Store(&empty)
 	return r
@@ -374,7 +377,14 @@ func (r *Releases) write(ctx context.Context, c RuleChange, action string) (Rule
 		next.RampStep, next.RampState = 0, ""
 	}
 	if err := next.validate(r.flows); err != nil {
-		return Rule{}, err
+		// A flow version published on another instance a moment ago may
+		// not have reached this one yet: look once more in PostgreSQL.
+		if rerr := r.flows.Reload(ctx); rerr != nil {
+			return Rule{}, err
+		}
+		if err := next.validate(r.flows); err != nil {
+			return Rule{}, err
+		}
 	}
 	if c.Force && c.Reason == "" {
 		return Rule{}, fmt.Errorf("forcing past the guard: %w", ErrReasonRequired)

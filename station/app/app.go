@@ -152,24 +152,22 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		return nil, err
 	}
 	chutes := sorting.NewChuteStore(db, 2*time.Second, sorting.WithSiteCheck(a.clients.Basic))
-	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(a.clients), chutes)
+	flows, err := sorting.NewFlowSet(ctx, db, sorting.Clients(a.clients), chutes, sorting.WithSignals(a.rdb, cfg.Redis.Prefix, log.Named("flows")))
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	flows.Announce(a.rdb, cfg.Redis.Prefix, log.Named("flows"))
+	rc := cfg.Release.Ramp
 	a.releases = sorting.NewReleases(db, a.rdb, cfg.Redis.Prefix, flows, sorting.GuardConfig{
 		MinMatchRate: cfg.Release.MinMatchRate, MinComparisons: cfg.Release.MinComparisons, Window: cfg.Release.GuardWindow,
-	}, log.Named("release"))
+	}, log.Named("release"), sorting.WithRamp(sorting.Ramp{StepsBP: rc.StepsBP, MinStepTime: sorting.Duration(rc.MinStepTime),
+		MinComparisons: rc.MinComparisons, MinMatchRate: rc.MinMatchRate, ExceptionDelta: rc.ExceptionMargin,
+		NoChuteDelta: rc.NoChuteMargin, MaxP99Ratio: rc.MaxP99Ratio, MinSamples: rc.MinSamples, OnBreach: rc.OnBreach}, a.registry))
 	ruleVersion := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "station_release_rule_version", Help: "Release rule version this instance applies, by site.",
 	}, []string{"site"})
 	a.registry.MustRegister(ruleVersion)
 	a.releases.OnApply(func(site string, version int) { ruleVersion.WithLabelValues(site).Set(float64(version)) })
-	rc := cfg.Release.Ramp
-	a.releases.EnableRamp(sorting.RampConfig{Defaults: sorting.Ramp{StepsBP: rc.StepsBP, MinStepTime: sorting.Duration(rc.MinStepTime),
-		MinComparisons: rc.MinComparisons, MinMatchRate: rc.MinMatchRate, ExceptionDelta: rc.ExceptionMargin,
-		NoChuteDelta: rc.NoChuteMargin, MaxP99Ratio: rc.MaxP99Ratio, MinSamples: rc.MinSamples, OnBreach: rc.OnBreach}}, a.registry)
 	if err := a.releases.Load(ctx); err != nil {
 		a.Close()
 		return nil, err

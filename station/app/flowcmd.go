@@ -28,14 +28,14 @@ func PublishFlow(ctx context.Context, cfg config.Config, src []byte, actor, reas
 		return sorting.Published{}, err
 	}
 	defer db.Close()
-	flows, err := sorting.NewFlowSet(ctx, db, sorting.Downstream{}, sorting.NewChuteStore(db, time.Second))
-	if err != nil {
-		return sorting.Published{}, err
-	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	defer func() { _ = rdb.Close() }()
-	flows.Announce(rdb, cfg.Redis.Prefix, zap.NewNop())
+	flows, err := sorting.NewFlowSet(ctx, db, sorting.Downstream{}, sorting.NewChuteStore(db, time.Second),
+		sorting.WithSignals(rdb, cfg.Redis.Prefix, zap.NewNop()))
+	if err != nil {
+		return sorting.Published{}, err
+	}
 	pub, err := flows.Publish(ctx, parsed.Name, src, actor, reason)
 	if err != nil {
 		return pub, fmt.Errorf("publish %s: %w", parsed.Name, err)

@@ -34,12 +34,11 @@ func BenchmarkFlowPropagation(b *testing.B) {
 	applied := map[[2]int]time.Time{} // {instance, flow version} -> when first seen
 	var sets []*sorting.FlowSet
 	for i := range 3 {
-		fs, err := sorting.NewFlowSet(ctx, st.App.DB(), sorting.Downstream{}, sorting.NewChuteStore(st.App.DB(), time.Second))
-		if err != nil {
-			b.Fatal(err)
-		}
-		fs.Announce(rdb, st.Config.Redis.Prefix+"bench:", zap.NewNop())
-		fs.OnApply(func() {
+		var fs *sorting.FlowSet
+		onApply := func() {
+			if fs == nil {
+				return // the reload inside NewFlowSet
+			}
 			f, err := fs.Latest("full")
 			if err != nil {
 				return
@@ -49,7 +48,13 @@ func BenchmarkFlowPropagation(b *testing.B) {
 				applied[[2]int{i, f.Version}] = time.Now()
 			}
 			mu.Unlock()
-		})
+		}
+		var err error
+		fs, err = sorting.NewFlowSet(ctx, st.App.DB(), sorting.Downstream{}, sorting.NewChuteStore(st.App.DB(), time.Second),
+			sorting.WithSignals(rdb, st.Config.Redis.Prefix+"bench:", zap.NewNop()), sorting.WithOnApply(onApply))
+		if err != nil {
+			b.Fatal(err)
+		}
 		wg.Go(func() { fs.Watch(ctx, time.Hour) })
 		sets = append(sets, fs)
 	}

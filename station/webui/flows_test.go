@@ -88,6 +88,10 @@ func TestOpsShowsTheRampTheSitesAndTheFlows(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("flows-assign-reason"), "pin SG to v1"),
 		chromedp.Click(chromedp.ID("flows-assign-save")))
 	tb.wait("SG pinned to v1", `document.querySelector('#flows-markets tr[data-market="SG"]')?.innerText.includes('v1')`)
+	tb.wait("the assignment in the audit", `!!document.querySelector('#flows-audit tr[data-action="assign"]')`)
+	if got := tb.text(`#flows-audit tr[data-action="assign"]`); !strings.Contains(got, "SG → full v1 (was full newest)") || !strings.Contains(got, "pin SG to v1") {
+		t.Fatalf("flow audit row %q", got)
+	}
 	var audit struct{ Entries []sorting.FlowAuditEntry }
 	st.Do("GET", "/api/v1/ops/flow-audit?subject=SG", ops, nil, http.StatusOK, &audit)
 	if len(audit.Entries) != 1 || audit.Entries[0].Reason != "pin SG to v1" || audit.Entries[0].Actor != "ops1" {

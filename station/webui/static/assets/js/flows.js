@@ -40,6 +40,16 @@ export class FlowsView {
         el('td', {}, `${m.updated_by}, ${dateTime(m.updated_at)}`)));
     }
     labelCells($('flows-markets'));
+    const audit = await this.api.get('/api/v1/ops/flow-audit');
+    const atbody = clear($('flows-audit').tBodies[0]);
+    for (const e of (audit.ok && audit.data.entries) || []) {
+      const after = e.after || {};
+      const what = e.action === 'publish' ? `${after.name} v${after.version}`
+        : `${e.subject} → ${after.flow} ${after.version ? 'v' + after.version : '(newest)'}${e.before ? ` (was ${e.before.flow} ${e.before.version ? 'v' + e.before.version : 'newest'})` : ''}`;
+      atbody.append(el('tr', {dataset: {action: e.action}}, el('td', {}, dateTime(e.created_at)), el('td', {}, e.actor),
+        el('td', {}, e.action), el('td', {}, what), el('td', {}, e.reason || '–')));
+    }
+    labelCells($('flows-audit'));
     const list = flows.ok ? flows.data.flows || [] : [];
     const pick = clear($('flows-version'));
     const assign = clear($('flows-assign-flow'));
