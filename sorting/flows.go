@@ -420,10 +420,10 @@ func (s *FlowSet) Watch(ctx context.Context, resync time.Duration) {
 func watch(ctx context.Context, rdb *redis.Client, channel string, resync time.Duration, reload func(context.Context) error, onSignal func()) {
 	var wg sync.WaitGroup
 	if rdb != nil {
-		sub := rdb.Subscribe(ctx, channel)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sub := rdb.Subscribe(ctx, channel)
 			defer sub.Close()
 			ch := sub.Channel()
 			for {

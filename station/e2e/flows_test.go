@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/sorting"
@@ -32,10 +35,18 @@ func publish(t *testing.T, st *stationtest.Station, ops, name, src string, want 
 
 func TestAFlowPublishedOverTheAPIIsUsedByEveryInstance(t *testing.T) {
 	t.Parallel()
-	first := stationtest.Start(t, stationtest.Options{})
-	instances := []*stationtest.Station{first,
-		stationtest.Start(t, stationtest.Options{Join: first}), stationtest.Start(t, stationtest.Options{Join: first})}
+	// The resync is an hour: only the Redis signal can deliver in time.
+	signalOnly := func(c *config.Config) { c.Release.Resync = time.Hour }
+	first := stationtest.Start(t, stationtest.Options{Config: signalOnly})
+	instances := []*stationtest.Station{first, stationtest.Start(t, stationtest.Options{Join: first, Config: signalOnly}),
+		stationtest.Start(t, stationtest.Options{Join: first, Config: signalOnly})}
 	ops, op := first.Login("ops1"), first.Login("op1")
+	rdb := redis.NewClient(&redis.Options{Addr: first.Config.Redis.Addr})
+	defer rdb.Close()
+	waitFor(t, "all three instances to listen for flow signals", func() bool {
+		n, err := rdb.PubSubNumSub(context.Background(), first.Config.Redis.Prefix+"flows").Result()
+		return err == nil && n[first.Config.Redis.Prefix+"flows"] == 3
+	})
 
 	// A real change: a longer route timeout.
 	src := strings.Replace(shippedFull(t, first, ops), "timeout: 250ms\n    retry: {attempts: 2, backoff: 5ms}\n  - step: resolve_chute",
