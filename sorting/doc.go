@@ -1,7 +1,10 @@
 // Package sorting decides where a parcel goes next at a station: the atomic
 // sorting steps (one downstream question each), the per-market flows that
-// arrange them as a DAG (flows/*.yaml, versioned in PostgreSQL), the chute
-// maps, and the manual sort and receive operations with their work orders.
+// arrange them as a DAG (versioned in PostgreSQL, published at runtime and
+// assigned to markets there; flows/*.yaml only seed an empty database), the
+// chute maps, and the manual sort and receive operations with their work
+// orders. Gray release serves a candidate flow to a share of parcels, and a
+// guarded ramp steps that share up by itself (ramp.go).
 //
 // A business exception (cancelled, unpaid, wrong station, ...) is an outcome,
 // not a failure: the step that finds it stops the run with an *Exception, and

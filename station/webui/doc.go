@@ -3,8 +3,9 @@
 // and sort scans with an offline queue, bags, handovers, all of it workable
 // by scanning alone: see the scan language in the README), its service
 // worker at /sw.js (the page on screen when reloaded offline) and the ops console
-// at /ops (gray release, audit, reconciliation, sort trace waterfall,
-// tracking relay). The pages are plain HTML, CSS and JavaScript modules,
+// at /ops (gray release with its guarded ramp, all sites, flows and market
+// assignments, audit, reconciliation, sort trace waterfall, tracking relay).
+// The pages are plain HTML, CSS and JavaScript modules,
 // embedded at build time: no build step, nothing fetched from elsewhere.
 //
 // It owns the static assets and the headers they are served with (a strict
