@@ -144,7 +144,7 @@ func (r Ramp) problems() []string {
 // nextRatio is the ratio the next raise would serve, whose extra buckets a
 // split shadows: the schedule's next step, or the fixed RampSteps.
 func (r Rule) nextRatio() int {
-	if r.Ramp != nil && r.RampState == RampRunning && r.RampStep+1 < len(r.Ramp.StepsBP) {
+	if r.Ramp != nil && r.RampState == RampRunning && r.RampStep >= 0 && r.RampStep+1 < len(r.Ramp.StepsBP) {
 		return r.Ramp.StepsBP[r.RampStep+1]
 	}
 	return NextRampStep(r.RatioBP)
@@ -208,7 +208,7 @@ func (r *Releases) evaluate(ctx context.Context, rule Rule) (RampStatus, error) 
 	}
 	st.OnStepFor = Duration(now.Sub(rule.StepStartedAt).Truncate(time.Millisecond))
 	st.Comparisons, st.Mismatches = max(total-rule.BaseCompared, 0), max(mism-rule.BaseMismatch, 0)
-	if rule.RampStep+1 < len(ramp.StepsBP) {
+	if rule.RampStep >= 0 && rule.RampStep+1 < len(ramp.StepsBP) {
 		st.NextRatioBP = ramp.StepsBP[rule.RampStep+1]
 	}
 	rows, err := r.db.Query(ctx, `SELECT flow = $2 AND flow_version = $3, count(*),

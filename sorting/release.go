@@ -153,6 +153,9 @@ func (r Rule) validate(flows *FlowSet) error {
 	}
 	if r.Ramp != nil {
 		problems = append(problems, r.Ramp.problems()...)
+		if r.RampStep < 0 || r.RampStep >= max(len(r.Ramp.StepsBP), 1) {
+			problems = append(problems, fmt.Sprintf("ramp step %d is not one of the schedule's", r.RampStep))
+		}
 		if r.Mode == ModeShadow {
 			problems = append(problems, "a ramp steps a split ratio: use mode split (or off)")
 		}
