@@ -139,7 +139,7 @@ type Service struct {
 	decisions *prometheus.CounterVec // by source and chute kind
 	bags      Bags
 	metrics   beltMetrics
-	lastWarn  atomic.Int64           // unix ns of the last warning, see warn
+	lastWarn  atomic.Int64 // unix ns of the last warning, see warn
 	// redisSkipUntil (unix ns) is set when Redis fails: until then the belt
 	// goes straight to PostgreSQL instead of paying a timeout per parcel.
 	redisSkipUntil atomic.Int64
