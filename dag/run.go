@@ -54,8 +54,8 @@ type run struct {
 	wg        sync.WaitGroup
 	sem       chan struct{}
 	failed    atomic.Bool
-	err       *NodeError // the first fatal failure; written once, by the failed CAS winner
-	res       Result     // allocated with the run: one allocation less per run
+	err       *NodeError   // the first fatal failure; written once, by the failed CAS winner
+	res       Result       // allocated with the run: one allocation less per run
 	tracer    trace.Tracer // nil unless the caller's span records (otel.go)
 }
 
