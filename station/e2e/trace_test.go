@@ -12,6 +12,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/station/config"
@@ -165,6 +169,36 @@ func TestOneTraceFromTheSortRequestToTheBrokerPublish(t *testing.T) {
 	if steps < 2 || calls < 1 || queries < 1 {
 		t.Fatalf("under the sort request: %d DAG step spans, %d downstream gRPC spans, %d SQL spans; spans: %v", steps, calls, queries, names(spans))
 	}
+}
+
+// TestGRPCCallContinuesTheCallersTrace: a gRPC call that arrives with a
+// traceparent in its metadata gets a server span in the caller's trace,
+// a child of the caller's span.
+func TestGRPCCallContinuesTheCallersTrace(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	st := stationtest.Start(t, stationtest.Options{TracerProvider: tp})
+	conn, err := grpc.NewClient(st.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", caller)
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range exp.GetSpans() {
+		if s.SpanKind == trace.SpanKindServer && s.Name == "grpc.health.v1.Health/Check" {
+			if s.SpanContext.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || s.Parent.SpanID().String() != "b7ad6b7169203331" {
+				t.Fatalf("server span in trace %s under %s, want the caller's", s.SpanContext.TraceID(), s.Parent.SpanID())
+			}
+			return
+		}
+	}
+	t.Fatalf("no server span for the call; spans %v", names(exp.GetSpans()))
 }
 
 // TestTracingOffStoresNoTraceContext: with tracing off (the default) the
