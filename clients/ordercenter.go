@@ -171,13 +171,29 @@ func (e TrackingEvent) Proto() *downstreamv1.TrackingEvent {
 	return pb
 }
 
+// MetadataEventTraceParent is the metadata key of PushTrackingEvents that
+// carries each event's W3C trace context, one value per event in request
+// order, when any event is traced.
+const MetadataEventTraceParent = "event-traceparent"
+
 // PushTrackingEvents sends a batch of events and returns one ack per event,
 // in order. It is never retried by the transport: the outbox relay resends
 // what was not acknowledged, and the order center deduplicates by event id.
 func (o *OrderCenter) PushTrackingEvents(ctx context.Context, events []TrackingEvent) ([]EventAck, error) {
 	req := &downstreamv1.PushTrackingEventsRequest{Events: make([]*downstreamv1.TrackingEvent, len(events))}
+	traced := false
 	for i, e := range events {
 		req.Events[i] = e.Proto()
+		traced = traced || e.TraceParent != ""
+	}
+	if traced {
+		// One value per event, in request order ("" for an untraced one):
+		// the protobuf event has no field for its trace context.
+		kv := make([]string, 0, 2*len(events))
+		for _, e := range events {
+			kv = append(kv, MetadataEventTraceParent, e.TraceParent)
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	}
 	resp, err := authed(ctx, o, "PushTrackingEvents", func(ctx context.Context) (*downstreamv1.PushTrackingEventsResponse, error) {
 		return o.rpc.PushTrackingEvents(ctx, req)

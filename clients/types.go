@@ -140,6 +140,11 @@ type TrackingEvent struct {
 	SorterID   string // ... or a sorting machine
 	// PayloadJSON is a JSON object with the event's details.
 	PayloadJSON string
+	// TraceParent is the W3C trace context of the event's delivery (empty:
+	// not traced). The protobuf event has no field for it: a broker sink
+	// puts it in the message headers, and PushTrackingEvents in the call's
+	// metadata (MetadataEventTraceParent).
+	TraceParent string
 }
 
 // AckStatus says what the order center did with one event.

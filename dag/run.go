@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options change how one Run executes a Plan.
@@ -53,8 +54,9 @@ type run struct {
 	wg        sync.WaitGroup
 	sem       chan struct{}
 	failed    atomic.Bool
-	err       *NodeError // the first fatal failure; written once, by the failed CAS winner
-	res       Result     // allocated with the run: one allocation less per run
+	err       *NodeError   // the first fatal failure; written once, by the failed CAS winner
+	res       Result       // allocated with the run: one allocation less per run
+	tracer    trace.Tracer // nil unless the caller's span records (otel.go)
 }
 
 // cell holds one key's value; set tells absent from a nil value.
@@ -100,6 +102,10 @@ func Run(ctx context.Context, p *Plan, inputs []Value, opts Options) (*Result, e
 		ctx, stop = context.WithTimeoutCause(ctx, p.deadline, errFlowDeadline)
 		defer stop()
 	}
+	var span trace.Span
+	if r.tracer = tracerFor(ctx); r.tracer != nil {
+		ctx, span = r.startRun(ctx)
+	}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	if opts.Sequential {
 		now := time.Since(r.t0)
@@ -126,6 +132,9 @@ func Run(ctx context.Context, p *Plan, inputs []Value, opts Options) (*Result, e
 	}
 	res, err := r.result(err)
 	opts.Metrics.observe(p, res)
+	if span != nil {
+		endRun(span, err)
+	}
 	return res, err
 }
 
@@ -228,6 +237,11 @@ func (r *run) exec(i int32, start time.Duration) (end time.Duration) {
 	var cancel context.CancelFunc
 	if n.timeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(r.ctx, n.timeout, errNodeTimeout)
+	}
+	if r.tracer != nil {
+		var span trace.Span
+		ctx, span = r.startStep(ctx, n)
+		defer endStep(span, tr)
 	}
 	var err, kind error
 	attempt := 0

@@ -46,6 +46,9 @@ type Claimed struct {
 	Actor       Actor
 	OccurredAt  time.Time
 	PayloadJSON string
+	// TraceParent is the W3C trace context of the request that wrote the
+	// event; empty when it was not traced.
+	TraceParent string
 }
 
 // Failure is the new state of a row whose delivery did not succeed.
@@ -111,7 +114,8 @@ func (o *Outbox) Deliver(ctx context.Context, n int, send func(ctx context.Conte
 }
 
 const claimSQL = `
-SELECT o.id, o.attempts, o.event_id::text, o.tracking_no, o.station_id, o.type, o.actor_id, w.actor_kind, o.occurred_at, o.payload::text
+SELECT o.id, o.attempts, o.event_id::text, o.tracking_no, o.station_id, o.type, o.actor_id, w.actor_kind, o.occurred_at, o.payload::text,
+       coalesce(o.traceparent, '')
   FROM tracking_outbox o JOIN work_orders w ON w.id = o.work_order_id
  WHERE o.status = 'pending' AND o.next_attempt_at <= now()
    -- Not behind an earlier event of the parcel that is dead or waiting for
@@ -135,7 +139,7 @@ func claim(ctx context.Context, tx pgx.Tx, n int) ([]Claimed, error) {
 		var c Claimed
 		var kind string
 		err := cr.Scan(&c.ID, &c.Attempts, &c.EventID, &c.TrackingNo, &c.StationID, &c.StoredType, &c.Actor.ID, &kind,
-			&c.OccurredAt, &c.PayloadJSON)
+			&c.OccurredAt, &c.PayloadJSON, &c.TraceParent)
 		c.Actor.Kind = ActorKind(kind)
 		c.Type, _ = ParseEventType(c.StoredType) // unknown: zero, for the relay to dead-letter
 		return c, err

@@ -44,7 +44,7 @@ type Batcher interface {
 // matrix refuses returns its refusal (or ErrRepeat) and writes nothing.
 func Commit[T any](ctx context.Context, db Batcher, o Order, write func(b *pgx.Batch)) (Receipt[T], error) {
 	batch := &pgx.Batch{}
-	if err := queueRecord(batch, o); err != nil {
+	if err := queueRecord(batch, o, traceParent(ctx)); err != nil {
 		return Receipt[T]{}, err
 	}
 	if write != nil {
@@ -160,7 +160,7 @@ func Transact[T any](ctx context.Context, db TxBeginner, req Request, fn Change[
 		o.At = wtx.Now
 	}
 	batch = &pgx.Batch{}
-	if err := queueRecord(batch, o); err != nil {
+	if err := queueRecord(batch, o, traceParent(ctx)); err != nil {
 		return Receipt[T]{}, err
 	}
 	err = tx.SendBatch(ctx, batch).Close()

@@ -160,8 +160,9 @@ func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byt
 // and the parcels' moves on batch. A scan id already taken fails the work
 // order's insert on its unique key (work_orders_scan), and a move the state
 // matrix refuses raises SP409 (see parcel_step); either aborts everything
-// sent in the same transaction.
-func queueRecord(batch *pgx.Batch, o Order) error {
+// sent in the same transaction. traceparent (nil: not traced) is stored
+// with the events, for the relay to continue the request's trace.
+func queueRecord(batch *pgx.Batch, o Order, traceparent *string) error {
 	if o.ID == uuid.Nil {
 		return errors.New("workorder: order without id")
 	}
@@ -198,18 +199,18 @@ func queueRecord(batch *pgx.Batch, o Order) error {
 		  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		  RETURNING id
 		)
-		INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload)
-		SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb
+		INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload, traceparent)
+		SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb, $17::text
 		  FROM wo CROSS JOIN unnest($12::uuid[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])
 		       AS e (event_id, tracking_no, type, occurred_at, payload)`,
 		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,
-		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads)
+		o.ScanID, o.RequestHash, o.Outcome, o.Response, eventIDs, parcels, types, times, payloads, traceparent)
 	queueMoves(batch, o)
 	for _, also := range o.Also {
 		if also.At.IsZero() {
 			also.At = o.At
 		}
-		if err := queueRecord(batch, also); err != nil {
+		if err := queueRecord(batch, also, traceparent); err != nil {
 			return err
 		}
 	}

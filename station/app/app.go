@@ -20,11 +20,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 	"google.golang.org/grpc"
@@ -58,6 +60,10 @@ type Options struct {
 	GRPCListener net.Listener
 	// Ready, when set, receives the bound addresses once both servers accept.
 	Ready func(httpAddr, grpcAddr string)
+	// TracerProvider, when set, is used instead of the one otel.* would
+	// build (tests pass one with an in-memory exporter); the caller shuts
+	// it down.
+	TracerProvider trace.TracerProvider
 }
 
 // App is one running station process.
@@ -90,6 +96,7 @@ type App struct {
 	httpSrv  *http.Server
 	front    *frontDoor
 	httpErrs chan error
+	tracer   trace.TracerProvider // nil: tracing is off
 	closers  []func()
 }
 
@@ -99,12 +106,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a := &App{cfg: cfg, log: log, opts: opts, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// The tracer provider comes first and is shut down last, after every
+	// part that makes spans has stopped, so its last spans are flushed.
+	if err := a.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	// HTTP listens before the database is awaited: the platform sees a
 	// live process that is not ready yet, not a port that refuses.
 	if err := a.listenHTTP(); err != nil {
 		return nil, err
 	}
-	db, err := openWhenUp(ctx, cfg.Database, log)
+	db, err := openWhenUp(ctx, cfg.Database, a.pgxTracer(), log)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -124,6 +136,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 	})
 	a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+	if err := a.traceRedis(); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	a.auth = auth.NewService(db, cfg.Auth.TokenTTL, auth.WithBcryptCost(cfg.Auth.BcryptCost))
 	limiter := ratelimit.New(a.rdb, cfg.Redis.Prefix)
@@ -136,9 +152,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.closers = append(a.closers, func() { _ = closeMigrator() })
 
 	a.clients, err = clients.Dial(ctx, cfg.Downstream, clients.Options{
-		Registerer: a.registry,
-		Redis:      a.rdb,
-		Logger:     slog.New(zapslog.NewHandler(log.Named("clients").Core())),
+		Registerer:  a.registry,
+		Redis:       a.rdb,
+		Logger:      slog.New(zapslog.NewHandler(log.Named("clients").Core())),
+		DialOptions: a.grpcClientTracing(),
 	})
 	if err != nil {
 		a.Close()
@@ -208,7 +225,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		a.Close()
 		return nil, err
 	}
-	a.relay = relay.New(db, sink, relayCfg, log.Named("relay"), a.registry)
+	a.relay = relay.New(db, sink, relayCfg, log.Named("relay"), a.registry, relay.WithTracerProvider(a.tracer))
 	a.leases = lease.NewHolder(db, lease.Options{Registerer: a.registry, Log: log.Named("lease")})
 
 	a.http = httpapi.New(httpapi.Config{
@@ -258,7 +275,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		// A connection that never finishes its TLS and HTTP/2 handshake
 		// would otherwise hold a socket and a goroutine for 120 s.
 		grpc.ConnectionTimeout(cfg.GRPC.ConnectionTimeout))
-	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters, Extra: extra,
+	a.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: a.registry, Auth: a.sorters,
+		Extra:         append(extra, a.grpcServerTracing()...),
 		QuietMethods:  []string{stationv1.SorterService_Resolve_FullMethodName},
 		StreamRecheck: cfg.Sorter.KeyCacheTTL / 2})
 	a.sorterAPI.Register(a.grpc)
@@ -296,7 +314,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("grpc listen: %w", err)
 	}
-	a.front.set(a.http.Handler())
+	a.front.set(a.traceHTTP(a.http.Handler()))
 
 	errc := make(chan error, 2)
 	go func() {
@@ -437,11 +455,11 @@ var ErrDatabaseUnreachable = errors.New("database does not answer")
 // a host restart the station and its database come up together, and a
 // station that gave up at once would leave its start to a process manager
 // it may not have. A database that answers with a refusal fails at once.
-func openWhenUp(ctx context.Context, cfg config.Database, log *zap.Logger) (*pgxpool.Pool, error) {
+func openWhenUp(ctx context.Context, cfg config.Database, tracer pgx.QueryTracer, log *zap.Logger) (*pgxpool.Pool, error) {
 	giveUp := time.Now().Add(cfg.StartupWait)
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		db, err := OpenPool(ctx, cfg)
+		db, err := openPool(ctx, cfg, tracer)
 		if err == nil || !errors.Is(err, ErrDatabaseUnreachable) || time.Now().Add(wait).After(giveUp) {
 			return db, err
 		}
@@ -457,13 +475,19 @@ func openWhenUp(ctx context.Context, cfg config.Database, log *zap.Logger) (*pgx
 
 // OpenPool connects to PostgreSQL and checks that it answers.
 func OpenPool(ctx context.Context, cfg config.Database) (*pgxpool.Pool, error) {
+	return openPool(ctx, cfg, acquireDeadline{d: cfg.AcquireTimeout})
+}
+
+// openPool is OpenPool with the pool's tracer, which must include
+// acquireDeadline (see pgxTracer).
+func openPool(ctx context.Context, cfg config.Database, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("database.url: %w", err)
 	}
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.ConnectTimeout = 3 * time.Second
-	pc.ConnConfig.Tracer = acquireDeadline{d: cfg.AcquireTimeout} // see acquire.go
+	pc.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

@@ -39,6 +39,7 @@ type Config struct {
 	Sorter     Sorter         `mapstructure:"sorter"`
 	Lease      Lease          `mapstructure:"lease"`
 	Floor      Floor          `mapstructure:"floor"`
+	OTel       OTel           `mapstructure:"otel"`
 }
 
 // Floor configures the bags under the sorter's chutes: a station without
@@ -47,6 +48,21 @@ type Floor struct {
 	BagMaxParcels int     `mapstructure:"bag_max_parcels"` // a bag at this many parcels is "seal now" and its chute full
 	BagMaxGrams   int     `mapstructure:"bag_max_grams"`   // ... or at this weight, by the parcels' waybills
 	SealSoon      float64 `mapstructure:"seal_soon"`       // the share of either limit at which the floor says "seal soon"
+}
+
+// OTel configures OpenTelemetry tracing. It is off while Endpoint is empty:
+// nothing is instrumented and nothing is exported.
+type OTel struct {
+	// Endpoint is the OTLP/gRPC collector, host:port (4317 by convention).
+	Endpoint string `mapstructure:"endpoint"`
+	// Insecure sends spans without TLS (a collector on the same host or
+	// network segment).
+	Insecure bool `mapstructure:"insecure"`
+	// SampleRatio is the share of new traces kept (0..1); a request that
+	// arrives with a sampled trace context is kept whatever the ratio.
+	SampleRatio float64 `mapstructure:"sample_ratio"`
+	// ServiceName names this process in the traces.
+	ServiceName string `mapstructure:"service_name"`
 }
 
 // Lease configures the leases of singleton jobs (package station/lease).
@@ -240,6 +256,7 @@ func Defaults() Config {
 				MinSamples: 200, OnBreach: "off"}},
 		Lease: Lease{TTL: 30 * time.Second},
 		Floor: Floor{BagMaxParcels: 60, BagMaxGrams: 25_000, SealSoon: 0.9},
+		OTel:  OTel{SampleRatio: 1, ServiceName: "station"},
 	}
 }
 
@@ -449,6 +466,14 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.RequestTimeout >= c.HTTP.WriteTimeout {
 		return bad("http.request_timeout", "must be below http.write_timeout, so that the answer can still be written")
+	}
+	if c.OTel.SampleRatio < 0 || c.OTel.SampleRatio > 1 {
+		return bad("otel.sample_ratio", "must be between 0 and 1")
+	}
+	if c.OTel.Endpoint != "" {
+		if _, port, err := net.SplitHostPort(c.OTel.Endpoint); err != nil || port == "" {
+			return bad("otel.endpoint", fmt.Sprintf("%q is not host:port", c.OTel.Endpoint))
+		}
 	}
 	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 16 {
 		return bad("auth.bcrypt_cost", "must be between 4 and 16")

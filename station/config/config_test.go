@@ -61,6 +61,8 @@ func TestLoadRejectsInvalidValuesNamingTheKey(t *testing.T) {
 		"STATION_RELEASE_OFFLINE_EVERY=-1h": "release.offline_every",
 		"STATION_HTTP_REQUEST_TIMEOUT=0s":   "http.request_timeout",
 		"STATION_HTTP_REQUEST_TIMEOUT=30s":  "http.request_timeout", // not below write_timeout: the answer could not go out
+		"STATION_OTEL_SAMPLE_RATIO=1.5":     "otel.sample_ratio",
+		"STATION_OTEL_ENDPOINT=collector":   "otel.endpoint",
 	}
 	for env, key := range cases {
 		t.Run(key, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/expresshub/station/station/auth"
@@ -131,6 +133,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
+		}
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			// The request's span (tracing on) is named by its route, known
+			// only now that the mux matched it.
+			span.SetName(route)
+			span.SetAttributes(attribute.String("http.route", route), attribute.String("station.request_id", id))
 		}
 		elapsed := time.Since(start)
 		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()

@@ -19,8 +19,9 @@ import (
 const (
 	// HeaderEventID carries the event id; consumers deduplicate on it.
 	HeaderEventID = "Event-Id"
-	// HeaderTraceParent is the W3C trace context of the write that made
-	// the event. Empty until tracing lands (issue 19, item 3); the header is
+	// HeaderTraceParent is the W3C trace context of the event's publish
+	// span, a child of the request that wrote the event; empty when that
+	// request was not traced (or tracing is off). The header is always
 	// there so consumers can rely on its presence.
 	HeaderTraceParent = "traceparent"
 )
@@ -161,7 +162,7 @@ func (j *JetStream) PushTrackingEvents(ctx context.Context, events []clients.Tra
 		msg.Data = data
 		msg.Header.Set(jetstream.MsgIDHeader, e.EventID)
 		msg.Header.Set(HeaderEventID, e.EventID)
-		msg.Header.Set(HeaderTraceParent, "")
+		msg.Header.Set(HeaderTraceParent, e.TraceParent)
 		f, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.stream))
 		if errors.Is(err, nats.ErrMaxPayload) {
 			acks[i].Status, acks[i].Reason = clients.AckRejected, fmt.Sprintf("%d bytes: %v", len(data), err)

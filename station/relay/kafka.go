@@ -86,7 +86,7 @@ func (k *Kafka) PushTrackingEvents(ctx context.Context, events []clients.Trackin
 		}
 		rec := &kgo.Record{Key: []byte(e.TrackingNo), Value: data, Headers: []kgo.RecordHeader{
 			{Key: HeaderEventID, Value: []byte(e.EventID)},
-			{Key: HeaderTraceParent, Value: nil},
+			{Key: HeaderTraceParent, Value: []byte(e.TraceParent)},
 		}}
 		wg.Add(1)
 		k.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -95,6 +96,7 @@ type Relay struct {
 	log     *zap.Logger
 	metrics *metrics
 	outbox  *workorder.Outbox
+	tracer  trace.Tracer // nil: tracing is off
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -102,12 +104,16 @@ type Relay struct {
 }
 
 // New builds a relay; reg receives its metrics (nil: unregistered).
-func New(db *pgxpool.Pool, pusher Pusher, cfg Config, log *zap.Logger, reg prometheus.Registerer) *Relay {
+func New(db *pgxpool.Pool, pusher Pusher, cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option) *Relay {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Relay{db: db, pusher: pusher, cfg: cfg.withDefaults(), log: log, metrics: newMetrics(reg),
+	r := &Relay{db: db, pusher: pusher, cfg: cfg.withDefaults(), log: log, metrics: newMetrics(reg),
 		outbox: workorder.NewOutbox(db), rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // Run delivers until ctx ends. A batch in flight when ctx ends is finished
@@ -339,7 +345,13 @@ func (r *Relay) push(ctx context.Context, rows []workorder.Claimed) ([]clients.E
 	for i, row := range rows {
 		events[i], _ = eventOf(row) // unsendable rows never get here (send)
 	}
-	return r.pusher.PushTrackingEvents(ctx, events)
+	if r.tracer == nil {
+		return r.pusher.PushTrackingEvents(ctx, events)
+	}
+	spans := r.startPublish(ctx, rows, events)
+	acks, err := r.pusher.PushTrackingEvents(ctx, events)
+	endPublish(spans, events, acks, err)
+	return acks, err
 }
 
 // settle sorts a pushed chunk into delivered rows and failures.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -48,6 +49,9 @@ type Options struct {
 	// Join makes this a second instance of the same deployment: it shares
 	// the other's database, Redis prefix and simulator, and seeds nothing.
 	Join *Station
+	// TracerProvider turns tracing on with this provider (a test's, with
+	// an in-memory exporter); nil leaves it off, as by default.
+	TracerProvider trace.TracerProvider
 }
 
 // Password is every test operator's password.
@@ -101,7 +105,8 @@ func Start(t testing.TB, o Options) *Station {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, app.Options{HTTPListener: httpLis, GRPCListener: grpcLis})
+	a, err := app.New(ctx, cfg, log, app.Options{HTTPListener: httpLis, GRPCListener: grpcLis,
+		TracerProvider: o.TracerProvider})
 	if err != nil {
 		cancel()
 		t.Fatalf("stationtest: start: %v", err)
