@@ -16,6 +16,7 @@ import (
 	"github.com/expresshub/station/clients/sim"
 	"github.com/expresshub/station/packing"
 	stationv1 "github.com/expresshub/station/proto/station/v1"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/stationtest"
@@ -193,4 +194,81 @@ func TestFloorShowsABagFillingLive(t *testing.T) {
 	tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#chutes [data-toggle="%d"]`, chute))))
 	tb.wait("the disabled chute", sel+`.dataset.status === 'disabled'`)
 	tb.shot("floor-disabled")
+}
+
+// TestTerminalBindsAChuteAndSortsIntoItsBag: at the terminal, BIND, the
+// chute's label and a bag bind them; SORTBAG then sorts a parcel for that
+// chute and puts it into the bag in the same scan; a plain sort names the
+// bag under the chute and leaves the parcel sorted.
+func TestTerminalBindsAChuteAndSortsIntoItsBag(t *testing.T) {
+	const station = "SG-H01"
+	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
+		c.Downstream.Breaker.ConsecutiveFailures, c.Downstream.Breaker.MinRequests = 1<<30, 1<<30
+	}})
+	b := startBrowser(t, st)
+	op := st.Login("op1")
+	warmUp(t, st, op)
+	fx := st.Sim.Fixtures()
+	hopOf := func(tn string) string {
+		p, err := fx.Parcel(tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hop, _ := fx.Route(station, p.Destination)
+		return hop
+	}
+	// Two fresh parcels whose next hop is the same.
+	first := sim.ViaStation(station, 500)
+	hop := hopOf(first)
+	second := ""
+	for i := 501; i < 600 && second == ""; i++ {
+		if tn := sim.ViaStation(station, i); hopOf(tn) == hop {
+			second = tn
+		}
+	}
+	if second == "" {
+		t.Fatalf("no second parcel for %s", hop)
+	}
+	var m sorting.ChuteMap
+	st.Do("GET", "/api/v1/stations/"+station+"/chutes", op, nil, http.StatusOK, &m)
+	if len(m.NextHops[hop]) == 0 {
+		t.Fatalf("no chute for %s in %+v", hop, m)
+	}
+	chute := m.NextHops[hop][0]
+	var bag packing.Bag
+	st.Do("POST", "/api/v1/bags", op, map[string]string{"next_hop": hop, "scan_id": "term-open-1"}, http.StatusCreated, &bag)
+
+	tb := b.tab(t)
+	tb.login("/", "op1")
+	tb.scan("scan-input", "BIND")
+	tb.wait("the bind screen", `!document.getElementById('bind-view').hidden && document.activeElement.id === 'bind-scan'`)
+	tb.scan("bind-scan", fmt.Sprintf("CHUTE:%s:%d", station, chute))
+	tb.wait("the chute", fmt.Sprintf(`document.getElementById('bind-msg').textContent.includes('Chute %d')`, chute))
+	tb.scan("bind-scan", bag.ID)
+	tb.wait("the bound bag", fmt.Sprintf(`document.getElementById('bind-msg').dataset.bagId === %q && document.getElementById('bind-msg').classList.contains('ok')`, bag.ID))
+	tb.shot("terminal-bind")
+
+	tb.scan("bind-scan", "SORTBAG")
+	tb.wait("the sort-and-bag screen", `document.body.dataset.view === 'sortbag' && document.getElementById('scan-title').textContent === 'Sort and bag'`)
+	tb.sortScan(first, first)
+	tb.wait("the parcel in the bag", fmt.Sprintf(`document.getElementById('answer').dataset.bagged === 'true' && document.getElementById('answer').dataset.bagId === %q`, bag.ID))
+	if got := eval[string](tb, `document.getElementById('answer').dataset.chute`); got != strconv.Itoa(chute) {
+		t.Fatalf("answer chute %s, want %d", got, chute)
+	}
+	tb.shot("terminal-sortbag")
+	var got packing.Bag
+	st.Do("GET", "/api/v1/bags/"+bag.ID, op, nil, http.StatusOK, &got)
+	if len(got.Items) != 1 || got.Items[0] != first {
+		t.Fatalf("bag holds %v, want [%s]", got.Items, first)
+	}
+
+	// A plain sort shows the bag under the chute and does not bag.
+	tb.scan("scan-input", "SORT")
+	tb.wait("the sort screen", `document.body.dataset.view === 'sort'`)
+	tb.sortScan(second, second)
+	tb.wait("the chute's bag named", fmt.Sprintf(`document.getElementById('answer').dataset.bagId === %q && document.getElementById('answer-detail').textContent.includes(%q)`, bag.ID, bag.ID))
+	st.Do("GET", "/api/v1/bags/"+bag.ID, op, nil, http.StatusOK, &got)
+	if len(got.Items) != 1 {
+		t.Fatalf("a plain sort bagged: %v", got.Items)
+	}
 }
