@@ -194,6 +194,18 @@ func TestFloorShowsABagFillingLive(t *testing.T) {
 	tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#chutes [data-toggle="%d"]`, chute))))
 	tb.wait("the disabled chute", sel+`.dataset.status === 'disabled'`)
 	tb.shot("floor-disabled")
+
+	// The chute-map editor saves with If-Match the version it loaded.
+	tb.wait("the chute map", `document.querySelectorAll('#map-rows tr').length > 1`)
+	tb.do(chromedp.Click(chromedp.ID("map-save")))
+	tb.wait("the saved map", `document.getElementById('map-msg').classList.contains('ok')`)
+	var saved struct {
+		Version int `json:"version"`
+	}
+	st.Do("GET", "/api/v1/stations/"+station+"/chutes", sup, nil, http.StatusOK, &saved)
+	if saved.Version < 2 {
+		t.Fatalf("chute map version %d after a save", saved.Version)
+	}
 }
 
 // TestTerminalBindsAChuteAndSortsIntoItsBag: at the terminal, BIND, the
