@@ -170,7 +170,7 @@ type floorReader struct {
 	views chan floor.View
 }
 
-func floorStream(t *testing.T, st *stationtest.Station, token string) *floorReader {
+func floorStream(t testing.TB, st *stationtest.Station, token string) *floorReader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -214,7 +214,7 @@ func floorStream(t *testing.T, st *stationtest.Station, token string) *floorRead
 
 // waitFor reads pushed floors until match holds and returns what it read
 // then. The bound is generous; it fails a test whose push never comes.
-func (fr *floorReader) waitFor(t *testing.T, match func(floor.View) (floor.ChuteStatus, bool)) floor.ChuteStatus {
+func (fr *floorReader) waitFor(t testing.TB, match func(floor.View) (floor.ChuteStatus, bool)) floor.ChuteStatus {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {

@@ -55,7 +55,8 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// Handler serves the terminal at /, the ops console at /ops, the terminal's
+// Handler serves the terminal at /, the ops console at /ops, the
+// supervisors' floor at /floor, the terminal's
 // service worker at /sw.js (at the root, so its scope is the whole site)
 // and the files under /assets/. Register it on the least specific pattern ("/") so every
 // API route keeps priority. Only GET and HEAD are answered.
@@ -80,7 +81,8 @@ func Handler() http.Handler {
 	if sw, ok := files["/sw.js"]; ok {
 		files["/sw.js"] = serviceWorker(sw, files)
 	}
-	pages := map[string]string{"/": "/index.html", "/ops": "/ops.html", "/ops/": "/ops.html", "/sw.js": "/sw.js"}
+	pages := map[string]string{"/": "/index.html", "/ops": "/ops.html", "/ops/": "/ops.html", "/floor": "/floor.html",
+		"/floor/": "/floor.html", "/sw.js": "/sw.js"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", ContentSecurityPolicy)

@@ -18,6 +18,8 @@ export const MODES = {
   SORT: 'sort',
   BAG: 'bag',
   HANDOVER: 'handover',
+  SORTBAG: 'sortbag', // sort, then into the bag under the parcel's chute, in one scan
+  BIND: 'bind', // scan a chute label, then a bag: the bag hangs under that chute
 };
 
 // ACTIONS: the commands a screen acts on, with what they do, for the
@@ -51,7 +53,8 @@ export function renderSheet(box) {
     code128(code, {height: 48}), el('figcaption', {}, el('strong', {}, code), ' ', what));
   box.append(el('h3', {}, 'Screens'));
   const modes = el('div', {class: 'code-grid'});
-  for (const code of Object.keys(MODES)) modes.append(card(code, `open the ${MODES[code]} screen`));
+  const words = {sortbag: 'sort and bag', bind: 'bind a bag to a chute'};
+  for (const code of Object.keys(MODES)) modes.append(card(code, `open the ${words[MODES[code]] || MODES[code]} screen`));
   box.append(modes);
   box.append(el('h3', {}, 'Actions'));
   const actions = el('div', {class: 'code-grid'});

@@ -87,7 +87,8 @@ async function load(view) {
 
 setupLogin(api, {
   onLoggedIn: loggedIn,
-  check: (s) => (s.operator.role === 'ops' ? '' : `The ops console needs the ops role; ${s.operator.id} is ${roleLabel(s.operator.role).toLowerCase()}.`),
+  check: (s) => (s.operator.role === 'ops' ? '' : `The ops console needs the ops role; ${s.operator.id} is ${roleLabel(s.operator.role).toLowerCase()}.` +
+    (s.operator.role === 'supervisor' ? ' Supervisors run the floor at /floor.' : '')),
 });
 
 $('logout').addEventListener('click', async () => {

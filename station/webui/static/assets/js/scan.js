@@ -24,9 +24,10 @@ export class ScanScreen {
 
   activate(mode) {
     this.mode = mode;
-    const sort = mode === 'sort';
-    $('scan-title').textContent = sort ? 'Sort' : 'Receive';
-    $('scan-label').textContent = sort ? 'Scan a parcel to sort' : 'Scan an arriving parcel';
+    const sort = mode === 'sort' || mode === 'sortbag';
+    $('scan-title').textContent = mode === 'sortbag' ? 'Sort and bag' : sort ? 'Sort' : 'Receive';
+    $('scan-label').textContent = mode === 'sortbag' ? 'Scan a parcel: sorted and put in its chute\'s bag'
+      : sort ? 'Scan a parcel to sort' : 'Scan an arriving parcel';
     document.body.dataset.mode = mode;
     this.renderRecent();
   }
@@ -49,11 +50,12 @@ export class ScanScreen {
   async submit(raw) {
     const tn = normalizeCode(raw);
     if (!tn) return;
-    const kind = this.mode;
+    // Sort and bag is a sort, then a bag add (see answered).
+    const kind = this.mode === 'sortbag' ? 'sort' : this.mode;
     const scanID = newScanID(kind === 'sort' ? 's' : 'r');
     // The scan is its operator's from here on, queued or not.
     const item = {kind, path: `/api/v1/${kind}`, body: {tracking_no: tn, scan_id: scanID}, scan_id: scanID, tracking_no: tn,
-      ...(this.queue.owner || {})};
+      bag: this.mode === 'sortbag' || undefined, ...(this.queue.owner || {})};
     this.latest = scanID;
     this.pending(item);
     // Older queued scans go first, so a parcel's receive lands before its
@@ -70,7 +72,7 @@ export class ScanScreen {
       this.enqueue(item);
       return;
     }
-    this.answered(item, a, false);
+    await this.answered(item, a, false);
   }
 
   // reset clears the answer of the operator who logged out: the next one
@@ -98,11 +100,12 @@ export class ScanScreen {
 
   // replayed is the queue's report: a queued scan got its answer.
   replayed(item, a) {
-    this.answered(item, a, true);
+    return this.answered(item, a, true);
   }
 
-  answered(item, a, fromQueue) {
+  async answered(item, a, fromQueue) {
     const v = view(item, a);
+    if (item.kind === 'sort' && a.ok && a.data && !a.data.exception && a.data.chute) await this.chuteBag(item, a.data, v);
     if (fromQueue) v.label = 'From the queue: ' + v.label;
     this.record(item, v.state, v.what);
     beep(v.sound);
@@ -113,6 +116,46 @@ export class ScanScreen {
       return;
     }
     if (this.latest === item.scan_id) this.paint(item, v);
+  }
+
+  // chuteBag adds to a sorted parcel's answer the bag under its chute, at
+  // a station whose chutes have bags; in sort-and-bag mode it also puts
+  // the parcel into that bag, with a scan id made from the sort's (a
+  // repeat of the same scan adds it once). A parcel that cannot go in
+  // (no bag under the chute, a bag refusing it) stays sorted, and the
+  // answer says why: the sort itself stands either way.
+  async chuteBag(item, r, v) {
+    const station = (this.queue.owner || {}).station_id;
+    if (!station) return;
+    const f = await this.api.get(`/api/v1/stations/${encodeURIComponent(station)}/floor`);
+    if (!f.ok) return;
+    const chute = (f.data.chutes || []).find((c) => c.chute === r.chute);
+    const bag = chute && chute.bag;
+    v.bagId = bag ? bag.bag_id : '';
+    if (!item.bag) {
+      if (bag && !v.detail) v.detail = `Bag ${bag.bag_id} under chute ${r.chute}`;
+      return;
+    }
+    if (!bag) {
+      v.state = 'warn';
+      v.label = 'Sorted, not bagged';
+      v.detail = `No bag under chute ${r.chute}: put it in the chute, it goes into the next bag bound there.`;
+      v.what = `chute ${r.chute} · no bag`;
+      return;
+    }
+    const b = await this.api.post(`/api/v1/bags/${encodeURIComponent(bag.bag_id)}/items`,
+      {tracking_no: item.tracking_no, scan_id: item.scan_id + '-bag'});
+    if (b.ok) {
+      v.label = 'Chute and bag';
+      v.detail = `In bag ${bag.bag_id} (${bag.fill.parcels + 1}/${bag.fill.max_parcels})`;
+      v.what = `chute ${r.chute} → ${r.next_hop} · bag ${bag.bag_id}`;
+      v.bagged = true;
+      return;
+    }
+    v.state = 'warn';
+    v.label = 'Sorted, not bagged';
+    v.detail = `Bag ${bag.bag_id}: ${explain(b.error).title}`;
+    v.what = `chute ${r.chute} · not bagged`;
   }
 
   // heldAnswer is the hold of an exception's answer (kept on the device
@@ -144,6 +187,8 @@ export class ScanScreen {
     box.dataset.chute = v.chute === undefined ? '' : String(v.chute);
     box.dataset.nextHop = v.nextHop || '';
     box.dataset.code = v.code || '';
+    box.dataset.bagId = v.bagId || '';
+    box.dataset.bagged = v.bagged ? 'true' : 'false';
     box.dataset.held = v.held ? 'true' : 'false';
     // The tracking number rides on the label line: with scans in flight
     // and queued ones landing late, the operator sees which parcel this is.

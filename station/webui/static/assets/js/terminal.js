@@ -15,8 +15,10 @@ import {BagScreen} from './bag.js';
 import {HandoverScreen} from './handover.js';
 import {ScanLine, holdIn} from './scanline.js';
 import {CodesScreen} from './commands.js';
+import {BindScreen} from './bind.js';
 
-const views = ['receive', 'sort', 'bag', 'handover', 'codes'];
+// Sort-and-bag and bind have no tab: a scanned SORTBAG or BIND opens them.
+const views = ['receive', 'sort', 'bag', 'handover', 'codes', 'sortbag', 'bind'];
 
 const api = new API({
   sessionKey: 'station.session.terminal.v1',
@@ -32,8 +34,9 @@ const line = new ScanLine({
   focus: () => refocus(true),
 });
 const scan = new ScanScreen(api, queue, line);
-const screens = {receive: scan, sort: scan, bag: new BagScreen(api, line), handover: new HandoverScreen(api, line), codes: new CodesScreen()};
-for (const id of ['scan-input', 'bag-next-hop', 'bag-scan', 'ho-ref', 'ho-scan', 'codes-scan']) line.attach($(id));
+const screens = {receive: scan, sort: scan, sortbag: scan, bag: new BagScreen(api, line), handover: new HandoverScreen(api, line),
+  codes: new CodesScreen(), bind: new BindScreen(api, line)};
+for (const id of ['scan-input', 'bag-next-hop', 'bag-scan', 'ho-ref', 'ho-scan', 'codes-scan', 'bind-scan']) line.attach($(id));
 // Holds kept on the device come back as what they were.
 line.kind('answer', (d) => scan.heldAnswer(d.item, d.v));
 line.kind('box', (d) => holdIn($(d.box), d.title, d.detail, d.code));
@@ -109,7 +112,8 @@ function go(view) {
     if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
   }
-  $('scan-view').hidden = !(view === 'receive' || view === 'sort');
+  $('scan-view').hidden = !(view === 'receive' || view === 'sort' || view === 'sortbag');
+  $('bind-view').hidden = view !== 'bind';
   $('bag-view').hidden = view !== 'bag';
   $('handover-view').hidden = view !== 'handover';
   $('codes-view').hidden = view !== 'codes';
