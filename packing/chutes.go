@@ -227,41 +227,50 @@ func (s *Service) UnbindTx(ctx context.Context, tx *workorder.Tx, chute int) (Ch
 // When it is added, also is the bag add's own work order (its scan id
 // derives from the confirm's) to record with the confirm.
 func (s *Service) AddAtChuteTx(ctx context.Context, tx *workorder.Tx, confirmScanID string, actor workorder.Actor, chute int, p workorder.Parcel) (ChuteAdd, *workorder.Order, error) {
-	var bagID string
-	err := tx.QueryRow(ctx, `SELECT bag_id FROM chute_bags WHERE station_id = $1 AND chute = $2`, tx.StationID, chute).Scan(&bagID)
+	// Two round trips on the belt's confirm: the bag under the chute, locked,
+	// with the station's limits; then the insert and the bag's counts.
+	l := s.bagLimits
+	rows, err := tx.Query(ctx, `SELECT b.id, b.station_id, b.next_hop, b.status, b.item_count, coalesce(b.weight_g, 0), b.contents_g,
+		       b.opened_by, b.opened_at, coalesce(b.sealed_by, ''), b.sealed_at, coalesce(l.max_parcels, $3), coalesce(l.max_grams, $4)
+		FROM chute_bags c JOIN bags b ON b.id = c.bag_id LEFT JOIN bag_limits l ON l.station_id = c.station_id
+		WHERE c.station_id = $1 AND c.chute = $2 FOR UPDATE OF b`, tx.StationID, chute, l.MaxParcels, l.MaxGrams)
+	if err != nil {
+		return ChuteAdd{}, nil, fmt.Errorf("packing: bag at chute %d: %w", chute, err)
+	}
+	b, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Bag, error) {
+		var b Bag
+		err := row.Scan(&b.ID, &b.StationID, &b.NextHop, &b.Status, &b.ItemCount, &b.WeightG, &b.ContentsG,
+			&b.OpenedBy, &b.OpenedAt, &b.SealedBy, &b.SealedAt, &l.MaxParcels, &l.MaxGrams)
+		return b, err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ChuteAdd{Reason: "no_bag"}, nil, nil
 	}
 	if err != nil {
 		return ChuteAdd{}, nil, fmt.Errorf("packing: bag at chute %d: %w", chute, err)
 	}
-	b, err := lockBag(ctx, tx, tx.StationID, bagID, false)
-	if err != nil {
-		return ChuteAdd{}, nil, err
-	}
-	l, err := s.Limits(ctx, tx, tx.StationID)
-	if err != nil {
-		return ChuteAdd{}, nil, err
-	}
 	add := ChuteAdd{BagID: b.ID}
-	var inBagElsewhere bool
-	if p.State != workorder.StateBagged && p.State != workorder.StateSealed {
-		if _, inBagElsewhere, err = holder(ctx, tx, tx.StationID, p.TrackingNo); err != nil {
-			return ChuteAdd{}, nil, err
-		}
-	}
-	if err := b.Add(Parcel{TrackingNo: p.TrackingNo, State: p, InBagElsewhere: inBagElsewhere}); err != nil {
+	if err := b.Add(Parcel{TrackingNo: p.TrackingNo, State: p}); err != nil {
 		add.Reason = reasonOf(err)
 		add.Fill = FillOf(b.ItemCount, b.ContentsG, l)
 		return add, nil, nil
 	}
-	grams, err := s.putItem(ctx, tx, b, p.TrackingNo, actor.ID, p.WeightG)
+	// The partial unique index is the last word: a parcel another
+	// station's bag still holds inserts nothing and stays at the chute.
+	var added bool
+	err = tx.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO bag_items (bag_id, tracking_no, station_id, added_by, added_at, weight_g) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (tracking_no) WHERE NOT departed DO NOTHING RETURNING weight_g)
+		UPDATE bags SET item_count = item_count + (SELECT count(*) FROM ins),
+		                contents_g = contents_g + coalesce((SELECT sum(weight_g) FROM ins), 0)
+		 WHERE id = $1 RETURNING item_count, contents_g, EXISTS (SELECT 1 FROM ins)`,
+		b.ID, p.TrackingNo, tx.StationID, actor.ID, tx.Now.UTC(), max(p.WeightG, 0)).Scan(&b.ItemCount, &b.ContentsG, &added)
 	if err != nil {
-		return ChuteAdd{}, nil, err
+		return ChuteAdd{}, nil, fmt.Errorf("packing: bag at chute %d: %w", chute, err)
 	}
-	b.ContentsG += grams
-	if err := setContents(ctx, tx, b); err != nil {
-		return ChuteAdd{}, nil, err
+	if !added {
+		add.Reason, add.Fill = ErrAlreadyBagged.Code, FillOf(b.ItemCount, b.ContentsG, l)
+		return add, nil, nil
 	}
 	add.Added, add.Fill = true, FillOf(b.ItemCount, b.ContentsG, l)
 	ch := ItemChange{BagID: b.ID, TrackingNo: p.TrackingNo, Action: "added",
@@ -275,7 +284,7 @@ func (s *Service) AddAtChuteTx(ctx context.Context, tx *workorder.Tx, confirmSca
 	also := &workorder.Order{ID: id, StationID: tx.StationID, Type: OpBagAdd, TrackingNo: p.TrackingNo, SubjectID: b.ID,
 		Actor: actor, ScanID: confirmScanID + "/bag", RequestHash: workorder.RequestHash(OpBagAdd, b.ID, p.TrackingNo, "chute", strconv.Itoa(chute)),
 		Outcome: "ok", Response: body,
-		Events: []workorder.Event{baggedEvent(b, p.TrackingNo, tx.Now, chute)},
+		Events: []workorder.Event{baggedEvent(&b, p.TrackingNo, tx.Now, chute)},
 		Moves: []workorder.Move{{Op: workorder.OpBagAdd, TrackingNo: p.TrackingNo, To: workorder.StateBagged,
 			NextHop: p.NextHop, Chute: chute, BagID: b.ID, WeightG: p.WeightG}}}
 	return add, also, nil
