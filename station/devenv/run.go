@@ -182,6 +182,7 @@ func printWelcome(out io.Writer, cfg config.Config, httpAddr, grpcAddr string) {
 
     Web terminal   %s/
     Ops console    %s/ops
+    Sorter floor   %s/floor   (supervisors: chutes, bags, handovers, live)
     Health         %s/readyz   metrics %s/metrics
     Sorter gRPC    %s
     Simulator      %s (downstream services)
@@ -189,7 +190,7 @@ func printWelcome(out io.Writer, cfg config.Config, httpAddr, grpcAddr string) {
     Redis          %s
 
   Demo operators (password %q):
-`, DemoStation, base, base, base, base, hostPort(grpcAddr), cfg.Downstream.Addr, config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
+`, DemoStation, base, base, base, base, base, hostPort(grpcAddr), cfg.Downstream.Addr, config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
 	for _, op := range demoOperators {
 		fmt.Fprintf(out, "    %-5s %-28s %-10s %s\n", op.ID, op.Name, op.Role, op.StationID)
 	}
