@@ -26,6 +26,15 @@ func Files() fs.FS {
 	return sub
 }
 
+// EnsurePartitionsSQL creates the partitions of the history tables from today (UTC)
+// to ahead ($1) days on that are missing; it is idempotent and safe to run
+// from every instance at once (history_partitions serialises per table).
+// Instances run it at start, so a station down longer than the days made
+// ahead never writes before the partition job has run again.
+const EnsurePartitionsSQL = `SELECT sum(history_partitions(t, d, d + $1::int))
+	FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history']) AS t,
+	     (SELECT (now() AT TIME ZONE 'UTC')::date) AS today (d)`
+
 // Migrator applies and inspects the embedded migrations on one database.
 type Migrator struct {
 	db       *sql.DB
@@ -58,6 +67,15 @@ func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 	res, err := m.provider.Up(ctx)
 	if err != nil {
 		return res, fmt.Errorf("migrations: up: %w", err)
+	}
+	return res, nil
+}
+
+// UpTo applies the pending migrations up to and including version.
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+	res, err := m.provider.UpTo(ctx, version)
+	if err != nil {
+		return res, fmt.Errorf("migrations: up to %d: %w", version, err)
 	}
 	return res, nil
 }

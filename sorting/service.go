@@ -121,7 +121,7 @@ func (s *Service) Sort(ctx context.Context, scan Scan, opts SortOptions) (Outcom
 		return Outcome{}, err
 	}
 	hash := workorder.RequestHash("sort", string(tn))
-	// A retried scan is found by the work order's unique key when the sort
+	// A retried scan is found by its scan key (scan_keys) when the sort
 	// is recorded (record replays the stored answer), so a new scan costs no
 	// lookup; only a sort that ends without an answer of its own asks
 	// whether there was a first one.

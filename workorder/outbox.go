@@ -14,7 +14,8 @@ import (
 )
 
 // The tracking outbox after the write: the relay's claim and settlement, the
-// ops queries and re-drives, and the prune job. Every statement that changes
+// ops queries and re-drives, and the rule retention keeps (OutboxKeep) and
+// the scan keys' trimming. Every statement that changes
 // tracking_outbox lives in this package (see TestOnlyWorkorderWritesItsTables);
 // the relay decides where an event goes and whether it got there, never how
 // its row changes.
@@ -22,7 +23,7 @@ import (
 // ErrEventNotFound means no outbox row has the id.
 var ErrEventNotFound = fault.New(fault.NotFound, "event_not_found", "outbox event not found")
 
-// Outbox is the tracking outbox as the relay, ops and the prune job see it.
+// Outbox is the tracking outbox as the relay and ops see it.
 // Ops act network-wide: its queries span every station.
 type Outbox struct {
 	db *pgxpool.Pool
@@ -86,6 +87,14 @@ func (o *Outbox) Deliver(ctx context.Context, n int, send func(ctx context.Conte
 		return res, fmt.Errorf("outbox: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The outbox is partitioned by day, and none of the delivery's
+	// statements can be pruned by it: a custom plan would be planned anew
+	// over every partition on each call, costing more than running it.
+	// The generic plan of each prepared statement is made once per
+	// connection.
+	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+		return res, fmt.Errorf("outbox: plan mode: %w", err)
+	}
 
 	claimed, err := claim(ctx, tx, n)
 	if err != nil || len(claimed) == 0 {
@@ -114,9 +123,9 @@ func (o *Outbox) Deliver(ctx context.Context, n int, send func(ctx context.Conte
 }
 
 const claimSQL = `
-SELECT o.id, o.attempts, o.event_id::text, o.tracking_no, o.station_id, o.type, o.actor_id, w.actor_kind, o.occurred_at, o.payload::text,
+SELECT o.id, o.attempts, o.event_id::text, o.tracking_no, o.station_id, o.type, o.actor_id, o.actor_kind, o.occurred_at, o.payload::text,
        coalesce(o.traceparent, '')
-  FROM tracking_outbox o JOIN work_orders w ON w.id = o.work_order_id
+  FROM tracking_outbox o
  WHERE o.status = 'pending' AND o.next_attempt_at <= now()
    -- Not behind an earlier event of the parcel that is dead or waiting for
    -- its retry: such rows could not go anyway, and claiming them would let
@@ -475,29 +484,36 @@ func (o *Outbox) Audit(ctx context.Context, limit int) ([]OutboxAuditEntry, erro
 	return entries, nil
 }
 
-// Prune deletes delivered events delivered more than retain ago, batch rows
-// per transaction behind guard (the prune job's lease check; it runs first
-// in each transaction), at most maxBatches batches, and returns how many it
-// deleted. Pending and dead events are never touched: only a delivery
-// (status delivered) makes an event disposable. Rows a relay holds are
-// skipped, not waited for.
-func (o *Outbox) Prune(ctx context.Context, retain time.Duration, batch, maxBatches int,
+// OutboxKeep is the tracking outbox's condition for package history: a
+// day's partition past retention is dropped only once every event in it is
+// delivered. A pending or dead event keeps its day, whatever its age,
+// until it is delivered (a dead one after an ops re-drive).
+const OutboxKeep = "status <> 'delivered'"
+
+// TrimScanKeys deletes the idempotency keys recorded more than retain ago,
+// batch rows per transaction behind guard (the partition job's lease
+// check; it runs first in each transaction), at most maxBatches batches,
+// and returns how many it deleted. A scan id replayed after that is taken
+// as new: retain must be longer than any retry (a terminal's offline
+// queue) and shorter than the work orders' retention, so a key never names
+// a dropped work order.
+func TrimScanKeys(ctx context.Context, db *pgxpool.Pool, retain time.Duration, batch, maxBatches int,
 	guard func(context.Context, pgx.Tx) error) (int64, error) {
 	var total int64
 	for range maxBatches {
 		var n int64
-		err := pgx.BeginFunc(ctx, o.db, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 			if err := guard(ctx, tx); err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, `DELETE FROM tracking_outbox WHERE status = 'delivered' AND id IN (
-				SELECT id FROM tracking_outbox WHERE status = 'delivered' AND delivered_at < now() - $1 * interval '1 microsecond'
-				ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, retain.Microseconds(), batch)
+			tag, err := tx.Exec(ctx, `DELETE FROM scan_keys WHERE (station_id, scan_id) IN (
+				SELECT station_id, scan_id FROM scan_keys WHERE created_at < now() - $1 * interval '1 microsecond'
+				ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, retain.Microseconds(), batch)
 			n = tag.RowsAffected()
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("outbox: prune: %w", err)
+			return total, fmt.Errorf("workorder: trim scan keys: %w", err)
 		}
 		total += n
 		if n < int64(batch) {

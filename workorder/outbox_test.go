@@ -16,31 +16,20 @@ import (
 	"github.com/expresshub/station/workorder"
 )
 
-// outboxRow adds a tracking event with the given status, delivered (if
-// deliveredAgo > 0) that long ago.
-func outboxRow(t *testing.T, db *pgxpool.Pool, tn, status string, deliveredAgo time.Duration) {
+func noGuard(context.Context, pgx.Tx) error { return nil }
+
+// scanKey records a scan key created ago.
+func scanKey(t *testing.T, db *pgxpool.Pool, scanID string, ago time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	wo := workorder.NewID()
-	if _, err := db.Exec(ctx, `INSERT INTO work_orders (id, station_id, type, tracking_no, actor_kind, actor_id, scan_id, request_hash, outcome, response)
-		VALUES ($1, 'SG-H01', 'sort', $2, 'operator', 'op1', $3, '\x00', 'ok', '\x00')`, wo, tn, "scan-"+tn); err != nil {
-		t.Fatal(err)
-	}
-	var delivered *time.Time
-	if deliveredAgo > 0 {
-		at := time.Now().Add(-deliveredAgo)
-		delivered = &at
-	}
-	if _, err := db.Exec(ctx, `INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, status, delivered_at)
-		VALUES ($1, $2, $3, 'SG-H01', 'sorted', 'op1', now() - interval '100 hours', $4, $5)`,
-		workorder.NewID(), wo, tn, status, delivered); err != nil {
+	if _, err := db.Exec(context.Background(), `INSERT INTO scan_keys (station_id, scan_id, work_order_id, created_at)
+		VALUES ('SG-H01', $1, gen_random_uuid(), now() - $2 * interval '1 microsecond')`, scanID, ago.Microseconds()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func outboxLeft(t *testing.T, db *pgxpool.Pool) []string {
+func scanKeysLeft(t *testing.T, db *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT tracking_no FROM tracking_outbox ORDER BY tracking_no`)
+	rows, err := db.Query(context.Background(), `SELECT scan_id FROM scan_keys ORDER BY scan_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,48 +40,37 @@ func outboxLeft(t *testing.T, db *pgxpool.Pool) []string {
 	return left
 }
 
-func noGuard(context.Context, pgx.Tx) error { return nil }
-
-func TestPruneDeletesOnlyDeliveredEventsOlderThanTheRetention(t *testing.T) {
+func TestTrimScanKeysDeletesOnlyKeysOlderThanTheRetention(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Pool(t)
 	const retain = 72 * time.Hour
-	for _, tn := range []string{"old-1", "old-2", "old-3", "old-4", "old-5", "old-6", "old-7"} {
-		outboxRow(t, db, tn, "delivered", 100*time.Hour)
+	for _, id := range []string{"old-1", "old-2", "old-3", "old-4", "old-5", "old-6", "old-7"} {
+		scanKey(t, db, id, 100*time.Hour)
 	}
-	outboxRow(t, db, "recent", "delivered", time.Hour)
-	outboxRow(t, db, "pending", "pending", 0)
-	outboxRow(t, db, "dead", "dead", 0)
-	// Impossible today, but status is what counts, never the timestamp.
-	outboxRow(t, db, "pending-stamped", "pending", 100*time.Hour)
-	outboxRow(t, db, "dead-stamped", "dead", 100*time.Hour)
-
-	outbox := workorder.NewOutbox(db)
-	n, err := outbox.Prune(context.Background(), retain, 3, 10, noGuard) // batches of 3: 3, 3, 1
+	scanKey(t, db, "recent", time.Hour)
+	n, err := workorder.TrimScanKeys(context.Background(), db, retain, 3, 10, noGuard) // batches of 3: 3, 3, 1
 	if err != nil || n != 7 {
-		t.Fatalf("pruned %d, %v; want the 7 old delivered events", n, err)
+		t.Fatalf("trimmed %d, %v; want the 7 old keys", n, err)
 	}
-	want := []string{"dead", "dead-stamped", "pending", "pending-stamped", "recent"}
-	if left := outboxLeft(t, db); !slices.Equal(left, want) {
-		t.Fatalf("left %v, want %v", left, want)
+	if left := scanKeysLeft(t, db); !slices.Equal(left, []string{"recent"}) {
+		t.Fatalf("left %v", left)
 	}
-	if n, err := outbox.Prune(context.Background(), retain, 3, 10, noGuard); err != nil || n != 0 {
-		t.Fatalf("second prune: %d, %v", n, err)
+	if n, err := workorder.TrimScanKeys(context.Background(), db, retain, 3, 10, noGuard); err != nil || n != 0 {
+		t.Fatalf("second trim: %d, %v", n, err)
 	}
 }
 
-func TestPruneStopsAtARefusingGuardAndDeletesNothingThere(t *testing.T) {
+func TestTrimScanKeysStopsAtARefusingGuard(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Pool(t)
-	outboxRow(t, db, "old-1", "delivered", 100*time.Hour)
-	outboxRow(t, db, "old-2", "delivered", 100*time.Hour)
+	scanKey(t, db, "old-1", 100*time.Hour)
 	lost := errors.New("lease lost")
-	n, err := workorder.NewOutbox(db).Prune(context.Background(), 72*time.Hour, 1, 10,
+	n, err := workorder.TrimScanKeys(context.Background(), db, 72*time.Hour, 1, 10,
 		func(context.Context, pgx.Tx) error { return lost })
 	if !errors.Is(err, lost) || n != 0 {
-		t.Fatalf("pruned %d, %v; want nothing and the guard's error", n, err)
+		t.Fatalf("trimmed %d, %v; want nothing and the guard's error", n, err)
 	}
-	if left := outboxLeft(t, db); len(left) != 2 {
+	if left := scanKeysLeft(t, db); len(left) != 1 {
 		t.Fatalf("left %v", left)
 	}
 }

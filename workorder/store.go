@@ -37,8 +37,7 @@ type Batcher interface {
 // and run as one implicit transaction (one round trip, one commit). Any
 // failure rolls all of it back.
 //
-// A scan id already recorded fails the work order's insert on its unique
-// key; a concurrent duplicate waits there for the first to commit. Either
+// A scan id already recorded fails the insert of its scan key; a concurrent duplicate waits there for the first to commit. Either
 // way nothing is written and the stored answer is returned with Replayed
 // set (ErrScanIDReused when its request differed). A move that the state
 // matrix refuses returns its refusal (or ErrRepeat) and writes nothing.
@@ -321,6 +320,18 @@ type Entry struct {
 // operations per visit.
 const maxHistory = 500
 
+// historySQL reads a parcel's work orders at a station through the
+// tracking number indexes of work_orders and tracking_outbox, and each
+// work order by the primary key of its partition (an event's created_at is
+// its work order's); see TestParcelLookupPlansUseIndexes.
+const historySQL = `
+		SELECT w.id, w.type, w.outcome, w.actor_kind, w.actor_id, coalesce(w.subject_id, ''), w.response, w.created_at
+		  FROM work_orders w
+		  JOIN (SELECT id, created_at FROM work_orders WHERE tracking_no = $2 AND station_id = $1
+		        UNION SELECT work_order_id, created_at FROM tracking_outbox WHERE tracking_no = $2 AND station_id = $1) x
+		    ON w.id = x.id AND w.created_at = x.created_at -- an event's created_at is its work order's: one partition
+		 ORDER BY w.created_at, w.id LIMIT $3`
+
 // History is the parcel's state at a station and the work orders naming it
 // there, oldest first. Operations on a bag or handover as a whole (a seal,
 // a departure) name the parcel through their events.
@@ -329,12 +340,7 @@ func History(ctx context.Context, q Rows, stationID, trackingNo string) (Parcel,
 	if err != nil {
 		return Parcel{}, nil, err
 	}
-	rows, err := q.Query(ctx, `
-		SELECT w.id, w.type, w.outcome, w.actor_kind, w.actor_id, coalesce(w.subject_id, ''), w.response, w.created_at
-		  FROM work_orders w
-		 WHERE w.id IN (SELECT id FROM work_orders WHERE tracking_no = $2 AND station_id = $1
-		                UNION SELECT work_order_id FROM tracking_outbox WHERE tracking_no = $2 AND station_id = $1)
-		 ORDER BY w.created_at, w.id LIMIT $3`, stationID, trackingNo, maxHistory)
+	rows, err := q.Query(ctx, historySQL, stationID, trackingNo, maxHistory)
 	if err != nil {
 		return Parcel{}, nil, fmt.Errorf("workorder: history of %s: %w", trackingNo, err)
 	}
@@ -370,9 +376,13 @@ func decodeStored[T any](s Stored, stationID, scanID string, hash []byte) (Recei
 	return r, nil
 }
 
+// scanKeyConstraint is the primary key of scan_keys, the idempotency keys
+// (migration 00016): unique across every partition of work_orders.
+const scanKeyConstraint = "scan_keys_pkey"
+
 func isScanTaken(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "work_orders_scan"
+	return errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == scanKeyConstraint
 }
 
 // refusalState is SQLSTATE of parcel_step's refusal.

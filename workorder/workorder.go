@@ -124,10 +124,11 @@ type Querier interface {
 }
 
 // lookupSQL runs before every recorded operation (the replay check) and
-// must stay a read of the unique key at any table size; see
-// TestLookupPlanUsesScanKey.
-const lookupSQL = `SELECT id, request_hash, outcome, response, created_at
-	FROM work_orders WHERE station_id = $1 AND scan_id = $2`
+// must stay a read of the scan key, then of the one partition of work_orders
+// that key names, at any table size; see TestLookupPlanUsesScanKey.
+const lookupSQL = `SELECT w.id, w.request_hash, w.outcome, w.response, w.created_at
+	FROM scan_keys k JOIN work_orders w ON w.id = k.work_order_id AND w.created_at = k.created_at
+	WHERE k.station_id = $1 AND k.scan_id = $2`
 
 // Lookup finds the work order recorded for (station, scan id).
 func Lookup(ctx context.Context, q Querier, stationID, scanID string) (Stored, error) {
@@ -158,7 +159,7 @@ func Replay(ctx context.Context, q Querier, stationID, scanID string, hash []byt
 
 // queueRecord queues the per-parcel locks, the work order with its events,
 // and the parcels' moves on batch. A scan id already taken fails the work
-// order's insert on its unique key (work_orders_scan), and a move the state
+// order's scan key (scan_keys_pkey), and a move the state
 // matrix refuses raises SP409 (see parcel_step); either aborts everything
 // sent in the same transaction. traceparent (nil: not traced) is stored
 // with the events, for the relay to continue the request's trace.
@@ -193,14 +194,22 @@ func queueRecord(batch *pgx.Batch, o Order, traceparent *string) error {
 	if locks := parcelKeys(o.Events, o.Moves); len(locks) > 0 {
 		batch.Queue(lockParcelsSQL, locks)
 	}
-	batch.Queue(`WITH wo AS (
+	// The scan key goes first: a taken one fails the statement before
+	// anything else is written, and a concurrent duplicate waits on it for
+	// the first request to commit. The work order and its events take the
+	// key's time, which names their partitions.
+	batch.Queue(`WITH k AS (
+		  INSERT INTO scan_keys (station_id, scan_id, work_order_id) VALUES ($2, $8, $1)
+		  RETURNING created_at
+		), wo AS (
 		  INSERT INTO work_orders
-		    (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
-		  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		  RETURNING id
+		    (id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response, created_at)
+		  SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7::text, $8, $9::bytea, $10::text, $11::bytea, k.created_at FROM k
+		  RETURNING id, created_at
 		)
-		INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, payload, traceparent)
-		SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $7, e.occurred_at, e.payload::jsonb, $17::text
+		INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_kind, actor_id, occurred_at, payload,
+		                             traceparent, created_at)
+		SELECT e.event_id, wo.id, e.tracking_no, $2, e.type, $6, $7, e.occurred_at, e.payload::jsonb, $17::text, wo.created_at
 		  FROM wo CROSS JOIN unnest($12::uuid[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])
 		       AS e (event_id, tracking_no, type, occurred_at, payload)`,
 		o.ID, o.StationID, o.Type, trackingNo, subjectID, string(o.Actor.Kind), o.Actor.ID,

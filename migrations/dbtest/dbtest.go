@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver pgtestdb opens
 	"github.com/peterldowns/pgtestdb"
@@ -109,7 +110,25 @@ func serverConfig(t testing.TB) pgtestdb.Config {
 // string. The database is dropped when t passes.
 func URL(t testing.TB) string {
 	t.Helper()
-	return pgtestdb.Custom(t, serverConfig(t), migrator{}).URL()
+	u := pgtestdb.Custom(t, serverConfig(t), migrator{}).URL()
+	ensurePartitions(t, u)
+	return u
+}
+
+// ensurePartitions gives a clone of a template built on an earlier day the
+// history tables' partitions of today and the week ahead (the migration
+// made them for the day it ran).
+func ensurePartitions(t testing.TB, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, migrations.EnsurePartitionsSQL, 7); err != nil {
+		t.Fatalf("dbtest: history partitions: %v", err)
+	}
 }
 
 // EmptyURL creates a fresh database with no schema at all, for tests of the

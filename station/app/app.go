@@ -384,7 +384,7 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	// The belt: invalidation signals from every instance, and its upkeep.
 	wg.Go(func() { a.belt.Run(ctx) })
 	wg.Go(func() { a.floorHub.Run(ctx) })
-	// Singleton jobs (outbox pruning, scheduled offline reconciliation):
+	// Singleton jobs (history partitions, scheduled offline reconciliation):
 	// one instance at a time, behind a lease.
 	a.startSingletons(ctx, wg)
 }

@@ -6,74 +6,53 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/expresshub/station/migrations/dbtest"
+	"github.com/expresshub/station/station/config"
+	"github.com/expresshub/station/station/history"
 	"github.com/expresshub/station/station/lease"
-	"github.com/expresshub/station/workorder"
 )
 
-// outboxRow adds a tracking event with the given status, delivered (if
-// deliveredAgo > 0) that long ago.
-func outboxRow(t *testing.T, db *pgxpool.Pool, tn, status string, deliveredAgo time.Duration) {
-	t.Helper()
-	ctx := context.Background()
-	wo := workorder.NewID()
-	if _, err := db.Exec(ctx, `INSERT INTO work_orders (id, station_id, type, tracking_no, actor_kind, actor_id, scan_id, request_hash, outcome, response)
-		VALUES ($1, 'SG-H01', 'sort', $2, 'operator', 'op1', $3, '\x00', 'ok', '\x00')`, wo, tn, "scan-"+tn); err != nil {
-		t.Fatal(err)
-	}
-	var delivered *time.Time
-	if deliveredAgo > 0 {
-		at := time.Now().Add(-deliveredAgo)
-		delivered = &at
-	}
-	if _, err := db.Exec(ctx, `INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_id, occurred_at, status, delivered_at)
-		VALUES ($1, $2, $3, 'SG-H01', 'sorted', 'op1', now() - interval '100 hours', $4, $5)`,
-		workorder.NewID(), wo, tn, status, delivered); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func outboxLeft(t *testing.T, db *pgxpool.Pool) []string {
-	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT tracking_no FROM tracking_outbox ORDER BY tracking_no`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return left
-}
-
-func TestPruneByAHolderThatLostItsLeaseDeletesNothing(t *testing.T) {
+func TestHistoryJobByAHolderThatLostItsLeaseDropsNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.Pool(t)
-	outboxRow(t, db, "old-1", "delivered", 100*time.Hour)
-	outboxRow(t, db, "old-2", "delivered", 100*time.Hour)
-	stale, err := lease.NewHolder(db, lease.Options{ID: "stale", Log: zaptest.NewLogger(t)}).TryAcquire(ctx, LeaseOutboxPrune, 10*time.Second)
+	// Ten days ago, past every retention of the test below.
+	if _, err := db.Exec(ctx, `SELECT history_partitions(t, (now() AT TIME ZONE 'UTC')::date - 10, (now() AT TIME ZONE 'UTC')::date - 10)
+		FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history']) AS t`); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := lease.NewHolder(db, lease.Options{ID: "stale", Log: zaptest.NewLogger(t)}).TryAcquire(ctx, LeaseHistory, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = stale.Release(ctx) }()
-	if _, err := db.Exec(ctx, `UPDATE job_leases SET expires_at = now() - interval '1 second' WHERE name = $1`, LeaseOutboxPrune); err != nil {
+	if _, err := db.Exec(ctx, `UPDATE job_leases SET expires_at = now() - interval '1 second' WHERE name = $1`, LeaseHistory); err != nil {
 		t.Fatal(err)
 	}
-	current, err := lease.NewHolder(db, lease.Options{ID: "current", Log: zaptest.NewLogger(t)}).TryAcquire(ctx, LeaseOutboxPrune, 10*time.Second)
+	current, err := lease.NewHolder(db, lease.Options{ID: "current", Log: zaptest.NewLogger(t)}).TryAcquire(ctx, LeaseHistory, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = current.Release(ctx) }()
-	n, err := workorder.NewOutbox(db).Prune(context.Background(), 72*time.Hour, 1, 10, stale.Guard)
-	if !errors.Is(err, lease.ErrLeaseLost) || n != 0 {
-		t.Fatalf("stale prune: %d, %v; want nothing and ErrLeaseLost", n, err)
+	cfg := config.Defaults().History
+	cfg.Retain = config.Retain{WorkOrders: 48 * time.Hour, SortResults: 48 * time.Hour, TrackingOutbox: 48 * time.Hour,
+		ParcelStateHistory: 48 * time.Hour, ScanKeys: 24 * time.Hour}
+	rep, err := historyKeeper(db, cfg).Run(ctx, stale.Guard)
+	if !errors.Is(err, lease.ErrLeaseLost) || len(rep.Dropped) != 0 || rep.Created != 0 {
+		t.Fatalf("stale run: %+v, %v; want nothing and ErrLeaseLost", rep, err)
 	}
-	if left := outboxLeft(t, db); len(left) != 2 {
-		t.Fatalf("left %v", left)
+	parts, err := history.Partitions(ctx, db, "work_orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) == 0 || parts[0].End.After(time.Now().Add(-8*24*time.Hour)) {
+		t.Fatalf("the old partition is gone: %v", parts)
+	}
+	// The current holder drops it.
+	rep, err = historyKeeper(db, cfg).Run(ctx, current.Guard)
+	if err != nil || len(rep.Dropped) != 4 {
+		t.Fatalf("current run: %+v, %v; want the four old partitions dropped", rep, err)
 	}
 }

@@ -40,6 +40,7 @@ type Config struct {
 	Lease      Lease          `mapstructure:"lease"`
 	Floor      Floor          `mapstructure:"floor"`
 	OTel       OTel           `mapstructure:"otel"`
+	History    History        `mapstructure:"history"`
 }
 
 // Floor configures the bags under the sorter's chutes: a station without
@@ -63,6 +64,25 @@ type OTel struct {
 	SampleRatio float64 `mapstructure:"sample_ratio"`
 	// ServiceName names this process in the traces.
 	ServiceName string `mapstructure:"service_name"`
+}
+
+// History configures the partitioned history tables (package history):
+// daily partitions made ahead, and how long each table keeps its days.
+type History struct {
+	Every  time.Duration `mapstructure:"every"` // how often one instance runs the partition job; 0: never
+	Ahead  int           `mapstructure:"ahead"` // days of partitions created ahead of today
+	Retain Retain        `mapstructure:"retain"`
+}
+
+// Retain is each history table's retention: a day's partition is dropped
+// once all of it is older than this (scan_keys: rows older than this are
+// deleted).
+type Retain struct {
+	WorkOrders         time.Duration `mapstructure:"work_orders"`
+	SortResults        time.Duration `mapstructure:"sort_results"`
+	TrackingOutbox     time.Duration `mapstructure:"tracking_outbox"` // a day with an undelivered event is kept
+	ParcelStateHistory time.Duration `mapstructure:"parcel_state_history"`
+	ScanKeys           time.Duration `mapstructure:"scan_keys"` // idempotency keys: longer than any retry
 }
 
 // Lease configures the leases of singleton jobs (package station/lease).
@@ -187,8 +207,6 @@ type Relay struct {
 	BatchSize   int           `mapstructure:"batch_size"`
 	Interval    time.Duration `mapstructure:"interval"`
 	MaxAttempts int           `mapstructure:"max_attempts"`
-	Retain      time.Duration `mapstructure:"retain"`      // delivered events are kept this long
-	PruneEvery  time.Duration `mapstructure:"prune_every"` // how often they are pruned; 0: never
 	// Sink is where events go: grpc (the order center's PushTrackingEvents),
 	// jetstream or kafka (a broker the order center consumes from).
 	Sink      string         `mapstructure:"sink"`
@@ -243,7 +261,7 @@ func Defaults() Config {
 		Sim:        Sim{Addr: "127.0.0.1:9191", Seed: 1, Latency: "default"},
 		Downstream: clients.DefaultConfig().WithAddr("127.0.0.1:9191"), // where `station dev` runs the simulator
 		Relay: Relay{BatchSize: 500, Interval: 200 * time.Millisecond, MaxAttempts: 10,
-			Retain: 72 * time.Hour, PruneEvery: 10 * time.Minute, Sink: SinkGRPC,
+			Sink:      SinkGRPC,
 			JetStream: RelayJetStream{URL: "nats://127.0.0.1:4222", Stream: "TRACKING", SubjectPrefix: "tracking", DedupWindow: 2 * time.Hour},
 			Kafka:     RelayKafka{Brokers: "127.0.0.1:9092", Topic: "tracking-events"}},
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
@@ -257,6 +275,9 @@ func Defaults() Config {
 		Lease: Lease{TTL: 30 * time.Second},
 		Floor: Floor{BagMaxParcels: 60, BagMaxGrams: 25_000, SealSoon: 0.9},
 		OTel:  OTel{SampleRatio: 1, ServiceName: "station"},
+		History: History{Every: time.Hour, Ahead: 7, Retain: Retain{WorkOrders: 90 * 24 * time.Hour,
+			SortResults: 90 * 24 * time.Hour, TrackingOutbox: 3 * 24 * time.Hour, ParcelStateHistory: 90 * 24 * time.Hour,
+			ScanKeys: 30 * 24 * time.Hour}},
 	}
 }
 
@@ -528,12 +549,15 @@ func (c Config) Validate() error {
 	default:
 		return bad("relay.sink", fmt.Sprintf("%q is not grpc, jetstream or kafka", c.Relay.Sink))
 	}
-	for key, d := range map[string]time.Duration{"relay.prune_every": c.Relay.PruneEvery, "release.offline_every": c.Release.OfflineEvery} {
+	if err := c.History.validate(bad); err != nil {
+		return err
+	}
+	for key, d := range map[string]time.Duration{"history.every": c.History.Every, "release.offline_every": c.Release.OfflineEvery} {
 		if d < 0 {
 			return bad(key, "must be 0 (off) or a positive duration")
 		}
 	}
-	for key, d := range map[string]time.Duration{"relay.retain": c.Relay.Retain, "release.offline_window": c.Release.OfflineWindow} {
+	for key, d := range map[string]time.Duration{"release.offline_window": c.Release.OfflineWindow} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}
@@ -613,6 +637,26 @@ func (s Sorter) validate(bad func(key, reason string) error) error {
 		if n < 1 {
 			return bad(key, "must be at least 1")
 		}
+	}
+	return nil
+}
+
+// validate checks the retentions: every table keeps at least a day (the
+// day being written is never dropped), and a scan key never outlives its
+// work order (a replay would find a key naming nothing).
+func (h History) validate(bad func(key, reason string) error) error {
+	if h.Ahead < 1 {
+		return bad("history.ahead", "must be at least 1 day")
+	}
+	for key, d := range map[string]time.Duration{"history.retain.work_orders": h.Retain.WorkOrders,
+		"history.retain.sort_results": h.Retain.SortResults, "history.retain.tracking_outbox": h.Retain.TrackingOutbox,
+		"history.retain.parcel_state_history": h.Retain.ParcelStateHistory, "history.retain.scan_keys": h.Retain.ScanKeys} {
+		if d < 24*time.Hour {
+			return bad(key, "must be at least 24h")
+		}
+	}
+	if h.Retain.ScanKeys > h.Retain.WorkOrders {
+		return bad("history.retain.scan_keys", "must not be longer than history.retain.work_orders")
 	}
 	return nil
 }

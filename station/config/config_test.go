@@ -47,22 +47,24 @@ func TestLoadPrecedenceFileEnvFlag(t *testing.T) {
 
 func TestLoadRejectsInvalidValuesNamingTheKey(t *testing.T) {
 	cases := map[string]string{
-		"STATION_LOG_FORMAT=xml":            "log.format",
-		"STATION_HTTP_ADDR=8080":            "http.addr",
-		"STATION_SHUTDOWN_GRACE=soon":       "shutdown.grace",
-		"STATION_DATABASE_URL=::not a url":  "database.url",
-		"STATION_RELAY_BATCH_SIZE=0":        "relay.batch_size",
-		"STATION_DATABASE_MAX_CONNS=many":   "database.max_conns",
-		"STATION_DOWNSTREAM_ADDR=nope":      "downstream.addr",
-		"STATION_AUTH_TOKEN_TTL=-1h":        "auth.token_ttl",
-		"STATION_LEASE_TTL=10ms":            "lease.ttl",
-		"STATION_RELAY_RETAIN=0s":           "relay.retain",
-		"STATION_RELAY_PRUNE_EVERY=-1m":     "relay.prune_every",
-		"STATION_RELEASE_OFFLINE_EVERY=-1h": "release.offline_every",
-		"STATION_HTTP_REQUEST_TIMEOUT=0s":   "http.request_timeout",
-		"STATION_HTTP_REQUEST_TIMEOUT=30s":  "http.request_timeout", // not below write_timeout: the answer could not go out
-		"STATION_OTEL_SAMPLE_RATIO=1.5":     "otel.sample_ratio",
-		"STATION_OTEL_ENDPOINT=collector":   "otel.endpoint",
+		"STATION_LOG_FORMAT=xml":                    "log.format",
+		"STATION_HTTP_ADDR=8080":                    "http.addr",
+		"STATION_SHUTDOWN_GRACE=soon":               "shutdown.grace",
+		"STATION_DATABASE_URL=::not a url":          "database.url",
+		"STATION_RELAY_BATCH_SIZE=0":                "relay.batch_size",
+		"STATION_DATABASE_MAX_CONNS=many":           "database.max_conns",
+		"STATION_DOWNSTREAM_ADDR=nope":              "downstream.addr",
+		"STATION_AUTH_TOKEN_TTL=-1h":                "auth.token_ttl",
+		"STATION_LEASE_TTL=10ms":                    "lease.ttl",
+		"STATION_RELEASE_OFFLINE_EVERY=-1h":         "release.offline_every",
+		"STATION_HTTP_REQUEST_TIMEOUT=0s":           "http.request_timeout",
+		"STATION_HTTP_REQUEST_TIMEOUT=30s":          "http.request_timeout", // not below write_timeout: the answer could not go out
+		"STATION_OTEL_SAMPLE_RATIO=1.5":             "otel.sample_ratio",
+		"STATION_OTEL_ENDPOINT=collector":           "otel.endpoint",
+		"STATION_HISTORY_RETAIN_TRACKING_OUTBOX=1h": "history.retain.tracking_outbox",
+		"STATION_HISTORY_RETAIN_SCAN_KEYS=10000h":   "history.retain.scan_keys",
+		"STATION_HISTORY_AHEAD=0":                   "history.ahead",
+		"STATION_HISTORY_EVERY=-1m":                 "history.every",
 	}
 	for env, key := range cases {
 		t.Run(key, func(t *testing.T) {

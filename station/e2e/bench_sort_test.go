@@ -162,6 +162,10 @@ func bareInsert(ctx context.Context, st *stationtest.Station, tn string, seq int
 	id, at := workorder.NewID(), time.Now().UTC()
 	payload := fmt.Sprintf(`{"chute": 3, "flow": "full", "flow_version": 1, "next_hop": "SG-L01", "tracking_no": %q}`, tn)
 	return pgx.BeginFunc(ctx, st.App.DB(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO scan_keys (station_id, scan_id, work_order_id) VALUES ('SG-H01', $1, $2)`,
+			fmt.Sprintf("bare-%d", seq), id); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO work_orders
 			(id, station_id, type, tracking_no, subject_id, actor_kind, actor_id, scan_id, request_hash, outcome, response)
 			VALUES ($1, 'SG-H01', 'sort', $2, NULL, 'operator', 'op1', $3, $4, 'ok', $5)`,

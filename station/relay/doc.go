@@ -36,6 +36,7 @@
 //
 // It must never decide what an event says (package workorder writes them)
 // and never writes outbox rows itself: it settles them through workorder,
-// and delivered ones are pruned after relay.retain by a singleton job
-// (station/app, behind a lease, through workorder.Outbox.Prune).
+// and days whose events are all delivered are dropped after
+// history.retain.tracking_outbox by the partition job (package history,
+// behind a lease; workorder.OutboxKeep keeps a day with an undelivered event).
 package relay

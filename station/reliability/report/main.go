@@ -331,9 +331,10 @@ var nextToCode = []struct{ pkg, run string }{
 	{"./station/httpapi", "Terminal|Budget"},
 	{"./station/ratelimit", "."},
 	{"./station/sorterapi", "Limit|Overload|Slots|Revoked"},
-	{"./station/app", "Timeout|Preface|Idle|Acquire|Prune|Scheduled|Serve|Readiness|Degraded"},
+	{"./station/app", "Timeout|Preface|Idle|Acquire|HistoryJob|Scheduled|Serve|Readiness|Degraded"},
 	{"./sorting", "ChuteStore"},
 	{"./station/lease", "."},
+	{"./station/history", "Retention|Detach|Partitioning"},
 	{"./station/auth", "."},
 	// The web terminal's offline queue across a logout (issue 17), in
 	// headless Chromium.
