@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
 		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin,
 	}, log.Named("sorterapi"))
-	a.floor = floor.New(db, a.belt, a.packing, chutes, a.floorHub)
+	a.floor = floor.New(db, a.belt, a.packing, chutes, a.floorHub, a.registry)
 	relayCfg := relay.Config{
 		BatchSize:   cfg.Relay.BatchSize,
 		Interval:    cfg.Relay.Interval,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/packing"
@@ -23,11 +24,33 @@ type Floor struct {
 	packing *packing.Service
 	chutes  *sorting.ChuteStore
 	hub     *Hub
+	// sealWait is the time from a bag's "seal now" (its chute full) to its
+	// seal: how long the belt sent that hop elsewhere.
+	sealWait prometheus.Histogram
 }
 
 // New builds the floor over the belt and packing, built before it.
-func New(db *pgxpool.Pool, b *belt.Service, p *packing.Service, chutes *sorting.ChuteStore, hub *Hub) *Floor {
-	return &Floor{db: db, belt: b, packing: p, chutes: chutes, hub: hub}
+func New(db *pgxpool.Pool, b *belt.Service, p *packing.Service, chutes *sorting.ChuteStore, hub *Hub, reg prometheus.Registerer) *Floor {
+	f := &Floor{db: db, belt: b, packing: p, chutes: chutes, hub: hub,
+		sealWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "station_chute_seal_now_to_sealed_seconds",
+			Help:    "Time from a bag under a chute reaching its limit (seal now, the chute full) to its seal.",
+			Buckets: []float64{10, 30, 60, 120, 300, 600, 1800, 3600}})}
+	if reg != nil {
+		reg.MustRegister(f.sealWait)
+	}
+	return f
+}
+
+// Sealed tells the floor a bag was sealed: its chute, if it hung under one,
+// has no bag now, and if the bag had filled its chute, how long that took.
+func (f *Floor) Sealed(ctx context.Context, station, bagID string) {
+	var since time.Time
+	err := f.db.QueryRow(ctx, `SELECT updated_at FROM chute_states WHERE station_id = $1 AND updated_by = 'bag:' || $2 AND is_full`,
+		station, bagID).Scan(&since)
+	if err == nil {
+		f.sealWait.Observe(time.Since(since).Seconds())
+	}
+	f.hub.Changed(station)
 }
 
 // Hub is the floor's change signal.
@@ -108,9 +131,18 @@ type Chute struct {
 	NextHop  string                `json:"next_hop,omitempty"`
 	Status   ChuteStatus           `json:"status"`
 	Bag      *packing.ChuteBag     `json:"bag,omitempty"`
-	Waiting  []workorder.Parcel    `json:"waiting"` // sorted into it, in no bag
+	Waiting  []Waiting             `json:"waiting"` // sorted into it, in no bag
 	State    *belt.ChuteState      `json:"state,omitempty"`
 	Unbagged []packing.ChuteParcel `json:"-"`
+}
+
+// Waiting is a parcel the sorter put into a chute that no bag took, and
+// why: no_bag, wrong_next_hop (the bag under the chute is for another hop),
+// or not_added (a bag hangs there but took it not: it was at the chute
+// before the bag, or a rule refused it; binding again shows the reason).
+type Waiting struct {
+	workorder.Parcel
+	Reason string `json:"reason"`
 }
 
 // View is a station's whole floor.
@@ -152,7 +184,7 @@ func (f *Floor) View(ctx context.Context, station string) (View, error) {
 	byChute := map[int]*Chute{}
 	add := func(c int, kind sorting.ChuteKind, hop string) {
 		if c > 0 && byChute[c] == nil {
-			byChute[c] = &Chute{Chute: c, Kind: kind, NextHop: hop, Waiting: []workorder.Parcel{}}
+			byChute[c] = &Chute{Chute: c, Kind: kind, NextHop: hop, Waiting: []Waiting{}}
 		}
 	}
 	for hop, cs := range m.NextHops {
@@ -175,7 +207,14 @@ func (f *Floor) View(ctx context.Context, station string) (View, error) {
 	}
 	for _, p := range waiting {
 		if c := byChute[p.Chute]; c != nil && len(c.Waiting) < maxListed {
-			c.Waiting = append(c.Waiting, p)
+			reason := "not_added"
+			switch {
+			case c.Bag == nil:
+				reason = "no_bag"
+			case c.Bag.NextHop != p.NextHop:
+				reason = "wrong_next_hop"
+			}
+			c.Waiting = append(c.Waiting, Waiting{Parcel: p, Reason: reason})
 		}
 	}
 	for _, c := range byChute {

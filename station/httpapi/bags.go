@@ -130,7 +130,7 @@ func (s *Server) sealBag(w http.ResponseWriter, r *http.Request) error {
 		return s.packingErr(r, err)
 	}
 	if s.floor != nil && !rc.Replayed {
-		s.floor.Hub().Changed(rc.Value.StationID) // its chute, if it hung under one, has no bag now
+		s.floor.Sealed(r.Context(), rc.Value.StationID, rc.Value.ID)
 	}
 	writeReceipt(w, http.StatusOK, rc)
 	return nil

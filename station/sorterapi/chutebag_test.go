@@ -104,6 +104,9 @@ func TestConfirmsFillTheBoundBagAndAFullBagSendsTheHopElsewhere(t *testing.T) {
 	st.Do("POST", "/api/v1/bags", sup, map[string]string{"next_hop": hop, "scan_id": "open-2"}, http.StatusCreated, &next)
 	st.Do("PUT", path, sup, map[string]string{"bag_id": next.ID, "scan_id": "bind-2"}, http.StatusOK, nil)
 	eventually(t, "the chute takes its hop again", func() bool { return m.resolve(tns[3]).GetChute() == chute })
+	if n := histogramCount(t, st, "station_chute_seal_now_to_sealed_seconds"); n != 1 {
+		t.Fatalf("seal-now-to-sealed observed %d times, want 1", n)
+	}
 }
 
 // TestConfirmIntoAChuteWithoutABagLeavesTheParcelWaiting: the parcel is at
@@ -123,7 +126,7 @@ func TestConfirmIntoAChuteWithoutABagLeavesTheParcelWaiting(t *testing.T) {
 	var v floor.View
 	st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)
 	c := chuteIn(v, int(chute))
-	if c.Status != floor.StatusNoBag || len(c.Waiting) != 1 || c.Waiting[0].TrackingNo != tns[0] {
+	if c.Status != floor.StatusNoBag || len(c.Waiting) != 1 || c.Waiting[0].TrackingNo != tns[0] || c.Waiting[0].Reason != "no_bag" {
 		t.Fatalf("chute %d on the floor: %+v", chute, c)
 	}
 	var bag packing.Bag
@@ -228,4 +231,21 @@ func (fr *floorReader) waitFor(t testing.TB, match func(floor.View) (floor.Chute
 			return ""
 		}
 	}
+}
+
+// histogramCount reads a histogram's sample count from /metrics.
+func histogramCount(t *testing.T, st *stationtest.Station, name string) int {
+	t.Helper()
+	r := st.Send("GET", "/metrics", "", nil)
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+"_count "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }

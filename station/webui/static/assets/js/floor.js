@@ -149,7 +149,7 @@ function drawChutes(v) {
         'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(ratio * 100)},
       el('span', {style: null, dataset: {pct: Math.round(ratio * 100)}})) : null,
       c.waiting && c.waiting.length ? el('p', {class: 'waiting'}, `${c.waiting.length} waiting, not bagged: `,
-        el('span', {class: 'mono'}, c.waiting.slice(0, 5).map((p) => p.tracking_no).join(' ')),
+        el('span', {class: 'mono'}, c.waiting.slice(0, 5).map((p) => `${p.tracking_no} (${p.reason.replaceAll('_', ' ')})`).join(' ')),
         c.waiting.length > 5 ? ' …' : '') : null,
       manages() ? el('button', {type: 'button', class: 'small secondary', dataset: {toggle: c.chute},
         onclick: () => setDisabled(c.chute, c.status !== 'disabled')}, c.status === 'disabled' ? 'Enable' : 'Disable') : null);
