@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,38 +107,31 @@ func (s *Server) opsAction(r *http.Request) (workorder.OpsAction, error) {
 // retryPendingNow makes pending events that wait for their backoff due at
 // once (all of them, or the ids given), audited.
 func (s *Server) retryPendingNow(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opsAction(r)
-	if err != nil {
-		return err
-	}
-	n, err := s.outbox.RetryNow(r.Context(), a)
-	if err != nil {
-		return err
-	}
-	s.log.Info("outbox events retried now", zap.String("request_id", requestID(r.Context())), zap.String("operator", a.Actor),
-		zap.Int("asked", len(a.IDs)), zap.Int64("retried", n), zap.String("reason", a.Reason))
-	writeJSON(w, http.StatusOK, struct {
-		Retried int64 `json:"retried"`
-	}{n})
-	return nil
+	return s.bulkOutboxAction(w, r, "outbox events retried now", "retried", s.outbox.RetryNow)
 }
 
 // redriveDead re-drives dead events in bulk (all of them, or the ids
 // given), audited.
 func (s *Server) redriveDead(w http.ResponseWriter, r *http.Request) error {
+	return s.bulkOutboxAction(w, r, "outbox dead events re-driven", "redriven", s.outbox.RedriveDead)
+}
+
+// bulkOutboxAction runs one audited ops action on the outbox and answers
+// how many events it changed under key. Like every ops change, its log
+// line is a security line: never sampled.
+func (s *Server) bulkOutboxAction(w http.ResponseWriter, r *http.Request, msg, key string,
+	act func(context.Context, workorder.OpsAction) (int64, error)) error {
 	a, err := s.opsAction(r)
 	if err != nil {
 		return err
 	}
-	n, err := s.outbox.RedriveDead(r.Context(), a)
+	n, err := act(r.Context(), a)
 	if err != nil {
 		return err
 	}
-	s.log.Info("outbox dead events re-driven", zap.String("request_id", requestID(r.Context())), zap.String("operator", a.Actor),
-		zap.Int("asked", len(a.IDs)), zap.Int64("redriven", n), zap.String("reason", a.Reason))
-	writeJSON(w, http.StatusOK, struct {
-		Redriven int64 `json:"redriven"`
-	}{n})
+	s.security.Info(msg, zap.String("request_id", requestID(r.Context())), zap.String("operator", a.Actor),
+		zap.Int("asked", len(a.IDs)), zap.Int64(key, n), zap.String("reason", a.Reason))
+	writeJSON(w, http.StatusOK, map[string]int64{key: n})
 	return nil
 }
 
