@@ -146,7 +146,35 @@ func Start(t testing.TB, o Options) *Station {
 			t.Errorf("station stopped with %v", err)
 		}
 	})
+	st.waitReady(done)
 	return st
+}
+
+// waitReady holds the test until the station answers /readyz 200: HTTP
+// listens before Run has reached its database, and until then every API
+// route answers 503 "starting". A station that exits or never gets ready
+// fails the test; the loop is bounded by a deadline, not a sleep count.
+func (s *Station) waitReady(exited <-chan error) {
+	s.T.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			s.T.Fatalf("stationtest: the station exited before it was ready: %v", err)
+		default:
+		}
+		resp, err := s.client.Get(s.URL + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("stationtest: /readyz not 200 within 60s (last error %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Stop shuts the station down gracefully, as SIGTERM would, and returns
