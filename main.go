@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/fault"
@@ -27,6 +29,7 @@ import (
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/devenv"
 	"github.com/expresshub/station/station/logging"
+	"github.com/expresshub/station/station/testsorter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -263,7 +266,39 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		c.Flags().StringVar(&sorterID, "id", "", "sorter id (required)")
 		_ = c.MarkFlagRequired("id")
 	}
-	sorter.AddCommand(sorterAdd, sorterRevoke, sorterRotate)
+	var feedAddr, feedKeyFile, feedStation string
+	sorterFeed := &cobra.Command{
+		Use:   "feed TRACKING_NO...",
+		Short: "Play a sorting machine: resolve a chute for each parcel over gRPC and confirm it sorted there",
+		Long: "feed plays a sorting machine against a running station: for each parcel it calls Resolve and then\n" +
+			"Confirm SORTED into the chute it got, so a bag bound to that chute takes the parcel. The defaults\n" +
+			"fit `station dev`, which registers the sorter asm-demo and writes its key to " + devenv.DemoSorterKeyFile + ".",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := os.ReadFile(feedKeyFile)
+			if err != nil {
+				return fmt.Errorf("sorter key: %w (start `station dev`, or pass --key-file with a key from `station sorter add`)", err)
+			}
+			conn, err := grpc.NewClient(feedAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			f := testsorter.NewFeeder(conn, strings.TrimSpace(string(key)), feedStation)
+			for _, tn := range args {
+				r, err := f.Sort(ctx, tn)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), r)
+			}
+			return nil
+		},
+	}
+	sorterFeed.Flags().StringVar(&feedAddr, "addr", "localhost:9090", "the station's gRPC address")
+	sorterFeed.Flags().StringVar(&feedKeyFile, "key-file", devenv.DemoSorterKeyFile, "file holding the sorter's key")
+	sorterFeed.Flags().StringVar(&feedStation, "station", devenv.DemoStation, "the sorter's station")
+	sorter.AddCommand(sorterAdd, sorterRevoke, sorterRotate, sorterFeed)
 
 	dev := &cobra.Command{
 		Use:   "dev",

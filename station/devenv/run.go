@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,6 +31,14 @@ const DemoStation = "SG-H01"
 // DemoPassword is the password of every demo operator; `dev` is for a
 // developer's machine only and prints it.
 const DemoPassword = "station-demo"
+
+// DemoSorter is the sorting machine `station dev` registers at the demo
+// station; `station sorter feed` plays it with the key in DemoSorterKeyFile.
+const DemoSorter = "asm-demo"
+
+// DemoSorterKeyFile holds the demo sorter's key. Keys are stored hashed, so
+// each start rotates it and writes the new one here (owner-only).
+const DemoSorterKeyFile = ".run/asm-demo.key"
 
 // demoOperators are created at start when missing.
 var demoOperators = []auth.Operator{
@@ -87,6 +97,9 @@ func loadDemoData(ctx context.Context, a *app.App, fx *sim.Fixtures) error {
 			return fmt.Errorf("demo operator %s: %w", op.ID, err)
 		}
 	}
+	if err := demoSorterKey(ctx, a.Sorters()); err != nil {
+		return err
+	}
 	for _, site := range fx.Sites("SG") {
 		if site.Type != sim.SiteHub {
 			continue
@@ -95,6 +108,25 @@ func loadDemoData(ctx context.Context, a *app.App, fx *sim.Fixtures) error {
 		if err != nil && !errors.Is(err, sorting.ErrVersionConflict) {
 			return fmt.Errorf("demo chute map %s: %w", site.ID, err)
 		}
+	}
+	return nil
+}
+
+// demoSorterKey registers the demo sorter, or gives it a new key when it
+// exists, and writes the key to DemoSorterKeyFile.
+func demoSorterKey(ctx context.Context, sorters *auth.Sorters) error {
+	key, err := sorters.AddSorter(ctx, auth.Sorter{ID: DemoSorter, StationID: DemoStation})
+	if errors.Is(err, auth.ErrSorterExists) {
+		key, err = sorters.RotateSorterKey(ctx, DemoSorter)
+	}
+	if err != nil {
+		return fmt.Errorf("demo sorter %s: %w", DemoSorter, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(DemoSorterKeyFile), 0o700); err != nil {
+		return fmt.Errorf("demo sorter key: %w", err)
+	}
+	if err := os.WriteFile(DemoSorterKeyFile, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo sorter key: %w", err)
 	}
 	return nil
 }
@@ -184,13 +216,13 @@ func printWelcome(out io.Writer, cfg config.Config, httpAddr, grpcAddr string) {
     Ops console    %s/ops
     Sorter floor   %s/floor   (supervisors: chutes, bags, handovers, live)
     Health         %s/readyz   metrics %s/metrics
-    Sorter gRPC    %s
+    Sorter gRPC    %s   (test sorter: ./bin/station sorter feed --addr %s SG1000000001)
     Simulator      %s (downstream services)
     PostgreSQL     %s
     Redis          %s
 
   Demo operators (password %q):
-`, DemoStation, base, base, base, base, base, hostPort(grpcAddr), cfg.Downstream.Addr, config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
+`, DemoStation, base, base, base, base, base, hostPort(grpcAddr), hostPort(grpcAddr), cfg.Downstream.Addr, config.RedactURL(cfg.Database.URL), cfg.Redis.Addr, DemoPassword)
 	for _, op := range demoOperators {
 		fmt.Fprintf(out, "    %-5s %-28s %-10s %s\n", op.ID, op.Name, op.Role, op.StationID)
 	}
