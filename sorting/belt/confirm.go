@@ -249,7 +249,10 @@ func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEven
 		return Confirmation{}, workorder.Order{}, err
 	}
 	if p.State != workorder.StateBagged && p.State != workorder.StateSealed {
-		move := workorder.Move{Op: workorder.OpConfirm, TrackingNo: string(tn), To: workorder.StateSorted, Chute: ev.Chute}
+		// The weight the belt's sort read: a parcel the machine sorted was
+		// never weighed by hand, and its bag counts kilograms.
+		move := workorder.Move{Op: workorder.OpConfirm, TrackingNo: string(tn), To: workorder.StateSorted, Chute: ev.Chute,
+			WeightG: known.WeightG}
 		if c.NextHop != nil {
 			move.NextHop = *c.NextHop
 		}
@@ -258,6 +261,9 @@ func (b *Service) confirmTx(ctx context.Context, tx *workorder.Tx, ev SorterEven
 		}
 		order.Moves = []workorder.Move{move}
 		p.State, p.NextHop, p.Chute, p.ExceptionCode = move.To, move.NextHop, move.Chute, move.ExceptionCode
+		if move.WeightG > 0 {
+			p.WeightG = move.WeightG
+		}
 	}
 	// A bag hanging under the chute takes the parcel, in this transaction,
 	// with its own work order; a full bag makes the chute full for Resolve.

@@ -27,7 +27,8 @@ type entry struct {
 	Version   int    `json:"v"`
 	Degraded  bool   `json:"d,omitempty"`
 	Source    string `json:"s"`
-	SortedAt  int64  `json:"t"` // when the sort started
+	WeightG   int    `json:"w,omitempty"` // the waybill's, when the sort read it
+	SortedAt  int64  `json:"t"`           // when the sort started
 	Expires   int64  `json:"e"`
 }
 
@@ -57,7 +58,7 @@ func storable(r sorting.Result) bool {
 }
 
 func entryOf(r sorting.Result, source string, sortedAt time.Time, ttl time.Duration) entry {
-	e := entry{Flow: r.Flow, Version: r.FlowVersion, Degraded: len(r.Degraded) > 0, Source: source,
+	e := entry{Flow: r.Flow, Version: r.FlowVersion, Degraded: len(r.Degraded) > 0, Source: source, WeightG: r.WeightG,
 		SortedAt: sortedAt.UnixMilli(), Expires: sortedAt.Add(ttl).UnixMilli()}
 	if r.NextHop != nil {
 		e.NextHop = *r.NextHop
@@ -162,32 +163,33 @@ func (b *Service) store(ctx context.Context, station string, items []keyedEntry)
 		n := len(part)
 		tns, hops, codes, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		flows, sources := make([]string, n), make([]string, n)
-		versions := make([]int32, n)
+		versions, weights := make([]int32, n), make([]int32, n)
 		degraded := make([]bool, n)
 		sorted, expires := make([]time.Time, n), make([]time.Time, n)
 		byTN := make(map[string]entry, n)
 		for i, it := range part {
 			tns[i], hops[i], codes[i], reasons[i] = string(it.tn), it.e.NextHop, it.e.ExcCode, it.e.ExcReason
 			flows[i], versions[i], sources[i], degraded[i] = it.e.Flow, int32(it.e.Version), it.e.Source, it.e.Degraded
+			weights[i] = int32(it.e.WeightG)
 			sorted[i], expires[i] = time.UnixMilli(it.e.SortedAt), time.UnixMilli(it.e.Expires)
 			byTN[string(it.tn)] = it.e
 		}
 		rows, err := b.db.Query(ctx, `
 			INSERT INTO presort_results AS p (station_id, tracking_no, next_hop, exception_code, exception_reason,
-			                                  flow, flow_version, degraded, source, sorted_at, expires_at)
+			                                  flow, flow_version, degraded, source, sorted_at, expires_at, weight_g)
 			SELECT $1, t.tn, NULLIF(t.hop, ''), NULLIF(t.code, ''), NULLIF(t.reason, ''), t.flow, t.version, t.degraded,
-			       t.source, t.sorted, t.expires
+			       t.source, t.sorted, t.expires, NULLIF(t.weight, 0)
 			  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bool[], $9::text[],
-			              $10::timestamptz[], $11::timestamptz[])
-			       AS t(tn, hop, code, reason, flow, version, degraded, source, sorted, expires)
+			              $10::timestamptz[], $11::timestamptz[], $12::int[])
+			       AS t(tn, hop, code, reason, flow, version, degraded, source, sorted, expires, weight)
 			ON CONFLICT (station_id, tracking_no) DO UPDATE
 			   SET next_hop = EXCLUDED.next_hop, exception_code = EXCLUDED.exception_code,
 			       exception_reason = EXCLUDED.exception_reason, flow = EXCLUDED.flow, flow_version = EXCLUDED.flow_version,
 			       degraded = EXCLUDED.degraded, source = EXCLUDED.source, sorted_at = EXCLUDED.sorted_at,
-			       expires_at = EXCLUDED.expires_at
+			       expires_at = EXCLUDED.expires_at, weight_g = EXCLUDED.weight_g
 			 WHERE p.sorted_at < EXCLUDED.sorted_at AND (p.invalidated_at IS NULL OR p.invalidated_at < EXCLUDED.sorted_at)
 			RETURNING tracking_no`,
-			station, tns, hops, codes, reasons, flows, versions, degraded, sources, sorted, expires)
+			station, tns, hops, codes, reasons, flows, versions, degraded, sources, sorted, expires, weights)
 		if err != nil {
 			return stored, fmt.Errorf("sorting: store belt answers: %w", err)
 		}
@@ -228,11 +230,12 @@ func (b *Service) loadPG(ctx context.Context, station string, tn ident.TrackingN
 	// A tombstone (invalidated at or after its sort) is filtered here; its
 	// sorted_at may be -infinity, which time.Time cannot hold.
 	err := b.db.QueryRow(ctx, `
-		SELECT next_hop, exception_code, exception_reason, flow, flow_version, degraded, source, sorted_at, expires_at
+		SELECT next_hop, exception_code, exception_reason, flow, flow_version, degraded, source, sorted_at, expires_at,
+		       coalesce(weight_g, 0)
 		  FROM presort_results
 		 WHERE station_id = $1 AND tracking_no = $2 AND (invalidated_at IS NULL OR invalidated_at < sorted_at)`,
 		station, string(tn)).
-		Scan(&hop, &code, &reason, &e.Flow, &e.Version, &e.Degraded, &e.Source, &sorted, &expires)
+		Scan(&hop, &code, &reason, &e.Flow, &e.Version, &e.Degraded, &e.Source, &sorted, &expires, &e.WeightG)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return entry{}, false, nil
 	}

@@ -55,7 +55,8 @@ func sameHop(t *testing.T, m *machine, n int) ([]string, []*stationv1.Decision) 
 func TestConfirmsFillTheBoundBagAndAFullBagSendsTheHopElsewhere(t *testing.T) {
 	t.Parallel()
 	st := start(t, stationtest.Options{Config: func(c *config.Config) {
-		c.Floor.BagMaxParcels, c.Floor.SealSoon = 3, 0.6
+		// The count is the limit here; the weight one is far away.
+		c.Floor.BagMaxParcels, c.Floor.BagMaxGrams, c.Floor.SealSoon = 3, 1_000_000, 0.6
 	}})
 	m := newMachine(t, st, station, "asm-bags")
 	tns, ds := sameHop(t, m, 4)
@@ -248,4 +249,40 @@ func histogramCount(t *testing.T, st *stationtest.Station, name string) int {
 	}
 	t.Fatalf("no %s in /metrics", name)
 	return 0
+}
+
+// TestPreSortedParcelsWeighInTheirBag: parcels the machine pre-sorted and
+// confirmed, never scanned by hand, count their waybill weight in the bag
+// under the chute, so its kilogram limit can be reached.
+func TestPreSortedParcelsWeighInTheirBag(t *testing.T) {
+	t.Parallel()
+	st := start(t, stationtest.Options{})
+	m := newMachine(t, st, station, "asm-weight")
+	tns, ds := sameHop(t, m, 2)
+	hop, chute := ds[0].GetNextHop(), ds[0].GetChute()
+	sup := st.Login("sup1")
+	var bag packing.Bag
+	st.Do("POST", "/api/v1/bags", sup, map[string]string{"next_hop": hop, "scan_id": "open-w"}, http.StatusCreated, &bag)
+	st.Do("PUT", "/api/v1/stations/"+station+"/chutes/"+strconv.Itoa(int(chute))+"/bag", sup,
+		map[string]string{"bag_id": bag.ID, "scan_id": "bind-w"}, http.StatusOK, nil)
+	want := 0
+	for i, tn := range tns {
+		if _, err := m.confirm(&stationv1.ConfirmRequest{Sequence: uint64(i + 1), Outcome: stationv1.ConfirmOutcome_CONFIRM_OUTCOME_SORTED,
+			TrackingNo: tn, Chute: chute}); err != nil {
+			t.Fatalf("confirm %s: %v", tn, err)
+		}
+		var p struct {
+			WeightG int `json:"weight_g"`
+		}
+		st.Do("GET", "/api/v1/parcels/"+tn, sup, nil, http.StatusOK, &p)
+		if p.WeightG <= 0 {
+			t.Fatalf("%s, pre-sorted and confirmed, weighs %d g at the station", tn, p.WeightG)
+		}
+		want += p.WeightG
+	}
+	var got packing.Bag
+	st.Do("GET", "/api/v1/bags/"+bag.ID, sup, nil, http.StatusOK, &got)
+	if got.ItemCount != 2 || got.ContentsG != want {
+		t.Fatalf("bag holds %d parcels of %d g, want 2 of %d g", got.ItemCount, got.ContentsG, want)
+	}
 }
