@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
 	a.sorterAPI = sorterapi.New(a.belt, sorterapi.Config{
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
-		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin,
+		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin, PreSortTimeout: cfg.Sorter.PreSortTimeout,
 	}, log.Named("sorterapi"))
 	a.floor = floor.New(db, a.belt, a.packing, chutes, a.floorHub, a.registry)
 	relayCfg := relay.Config{

@@ -106,6 +106,9 @@ type Sorter struct {
 	// against the server clock.
 	ConfirmMaxAhead time.Duration `mapstructure:"confirm_max_ahead"`
 	ConfirmMaxAge   time.Duration `mapstructure:"confirm_max_age"`
+	// PreSortTimeout bounds a PreSort batch whatever the call's deadline,
+	// so a database that does not answer gives Unavailable, not a hang.
+	PreSortTimeout time.Duration `mapstructure:"presort_timeout"`
 }
 
 // Release configures gray release and shadow reconciliation.
@@ -266,7 +269,8 @@ func Defaults() Config {
 			Kafka:     RelayKafka{Brokers: "127.0.0.1:9092", Topic: "tracking-events"}},
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
-			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour},
+			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour,
+			PreSortTimeout: 30 * time.Second},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
 			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour,
 			RampEvery: 5 * time.Second, Ramp: Ramp{StepsBP: []int{100, 500, 2500, 10000}, MinStepTime: 10 * time.Minute,
@@ -623,7 +627,8 @@ func Environ() []string { return os.Environ() }
 
 func (s Sorter) validate(bad func(key, reason string) error) error {
 	for key, d := range map[string]time.Duration{"sorter.presort_ttl": s.PresortTTL, "sorter.default_budget": s.DefaultBudget,
-		"sorter.key_cache_ttl": s.KeyCacheTTL, "sorter.confirm_max_ahead": s.ConfirmMaxAhead, "sorter.confirm_max_age": s.ConfirmMaxAge} {
+		"sorter.key_cache_ttl": s.KeyCacheTTL, "sorter.confirm_max_ahead": s.ConfirmMaxAhead, "sorter.confirm_max_age": s.ConfirmMaxAge,
+		"sorter.presort_timeout": s.PreSortTimeout} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}

@@ -55,6 +55,7 @@ func testBeltWithPostgresOut(t *testing.T, how string, fault func(*linkproxy.Pro
 		// downstream breakers; they are not what this test is about.
 		c.Downstream.Breaker.ConsecutiveFailures, c.Downstream.Breaker.MinRequests = 1<<30, 1<<30
 		c.Sorter.Parallelism = 8
+		c.Sorter.PreSortTimeout = 5 * time.Second
 	})
 	ctx := context.Background()
 	key, err := st.App.Sorters().AddSorter(ctx, auth.Sorter{ID: "asm-" + how, StationID: "SG-H01"})
@@ -82,14 +83,18 @@ func testBeltWithPostgresOut(t *testing.T, how string, fault func(*linkproxy.Pro
 		if try == 5 {
 			t.Fatalf("%d parcels still not pre-sorted after %d tries", len(todo), try)
 		}
-		pctx, cancel := call(5 * time.Minute)
-		pre, err := cli.PreSort(pctx, &stationv1.PreSortRequest{TrackingNos: todo})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
+		var decisions []*stationv1.Decision
+		for lo := 0; lo < len(todo); lo += 100 { // in batches, as a machine's scheduler sends them
+			pctx, cancel := call(5 * time.Minute)
+			pre, err := cli.PreSort(pctx, &stationv1.PreSortRequest{TrackingNos: todo[lo:min(lo+100, len(todo))]})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			decisions = append(decisions, pre.GetDecisions()...)
 		}
 		todo = nil
-		for _, d := range pre.GetDecisions() {
+		for _, d := range decisions {
 			if d.GetChuteKind() == stationv1.ChuteKind_CHUTE_KIND_REJECT {
 				todo = append(todo, d.GetTrackingNo())
 				continue
@@ -186,6 +191,17 @@ func testBeltWithPostgresOut(t *testing.T, how string, fault func(*linkproxy.Pro
 	cancel()
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("PostgreSQL %s: Resolve at a station whose map was never read: %v, want Unavailable", how, err)
+	}
+
+	// A pre-sort batch stores its answers in PostgreSQL: with no deadline
+	// of its own, the server's bound (sorter.presort_timeout) answers it
+	// Unavailable instead of holding the call for as long as the link is
+	// out. The client's minute is only the test's guard against a hang.
+	pctx, cancel := call(time.Minute)
+	_, err = cli.PreSort(pctx, &stationv1.PreSortRequest{TrackingNos: misses})
+	cancel()
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("PreSort with PostgreSQL %s and no deadline of the machine's: %v, want Unavailable", how, err)
 	}
 
 	// Confirm needs PostgreSQL: refused with Unavailable within the call's

@@ -48,6 +48,9 @@ type Config struct {
 	// ConfirmTimeout bounds a Confirm, and a station check, whatever the
 	// call's deadline [5s].
 	ConfirmTimeout time.Duration
+	// PreSortTimeout bounds a PreSort batch whatever the call's deadline
+	// [30s]: sorting ahead of time may take seconds, but not forever.
+	PreSortTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConfirmTimeout <= 0 {
 		c.ConfirmTimeout = 5 * time.Second
+	}
+	if c.PreSortTimeout <= 0 {
+		c.PreSortTimeout = 30 * time.Second
 	}
 	return c
 }
@@ -151,7 +157,12 @@ func (s *Server) PreSort(ctx context.Context, req *stationv1.PreSortRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	ds, expires, err := s.belt.PreSort(ctx, st, req.GetTrackingNos())
+	bctx, cancel := s.boundedFor(ctx, s.cfg.PreSortTimeout)
+	defer cancel()
+	ds, expires, err := s.belt.PreSort(bctx, st, req.GetTrackingNos())
+	if err != nil && bctx.Err() != nil && errors.Is(context.Cause(bctx), errNoAnswerInTime) {
+		return nil, s.toStatus(errNoAnswerInTime, "")
+	}
 	if err != nil {
 		return nil, s.toStatus(err, "tracking_nos")
 	}
@@ -346,7 +357,12 @@ func (s *Server) Confirm(ctx context.Context, req *stationv1.ConfirmRequest) (*s
 // that comes first, so a database that does not answer gives Unavailable,
 // not a call that outlives the machine's patience.
 func (s *Server) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := time.Now().Add(s.cfg.ConfirmTimeout)
+	return s.boundedFor(ctx, s.cfg.ConfirmTimeout)
+}
+
+// boundedFor is bounded with another limit than ConfirmTimeout.
+func (s *Server) boundedFor(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	d := time.Now().Add(limit)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-s.cfg.SafetyMargin).Before(d) {
 		d = dl.Add(-s.cfg.SafetyMargin)
 	}
