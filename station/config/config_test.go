@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
 )
 
 func TestLoadPrecedenceFileEnvFlag(t *testing.T) {
@@ -105,5 +107,38 @@ func TestExampleFileLoads(t *testing.T) {
 	}
 	if cfg.Release.NoiseEvery != 20 || cfg.Downstream.Addr != "127.0.0.1:9191" {
 		t.Fatalf("example values not applied: %+v", cfg.Release)
+	}
+}
+
+// TestExampleDocumentsEveryKey: station.example.yaml is where the README
+// sends a reader for every key, so each key of Config has a line there.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile("../../station.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range leafKeys("", reflect.TypeOf(Config{})) {
+		var cur any = doc
+		found, missing := true, ""
+		for part := range strings.SplitSeq(key, ".") {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				found, missing = false, part
+				break
+			}
+			if cur, found = m[part]; !found {
+				missing = part
+				break
+			}
+		}
+		// A key commented out at its place ("# order_center: {addr: ...}")
+		// documents it too.
+		if !found && !strings.Contains(string(raw), "# "+missing+":") {
+			t.Errorf("station.example.yaml does not document %s", key)
+		}
 	}
 }
