@@ -304,6 +304,9 @@ func (a *App) Sorters() *auth.Sorters { return a.sorters }
 // Belt serves the sorting machine.
 func (a *App) Belt() *belt.Service { return a.belt }
 
+// Floor is the sorter floor (live views, chute binds).
+func (a *App) Floor() *floor.Floor { return a.floor }
+
 // Run serves until ctx is cancelled, then shuts down gracefully: readiness
 // and gRPC health go NOT_SERVING, listeners close, in-flight requests finish
 // within the configured grace, workers stop, pools close.

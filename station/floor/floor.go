@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/packing"
@@ -27,6 +29,19 @@ type Floor struct {
 	// sealWait is the time from a bag's "seal now" (its chute full) to its
 	// seal: how long the belt sent that hop elsewhere.
 	sealWait prometheus.Histogram
+	views    prometheus.Counter
+
+	// Every live floor of a station is woken by the same change; one view
+	// read after it serves them all (see Live).
+	flights singleflight.Group
+	mu      sync.Mutex
+	latest  map[string]sharedView
+}
+
+// sharedView is a view read after the hub's gen-th change of its station.
+type sharedView struct {
+	gen  uint64
+	view View
 }
 
 // New builds the floor over the belt and packing, built before it.
@@ -34,9 +49,12 @@ func New(db *pgxpool.Pool, b *belt.Service, p *packing.Service, chutes *sorting.
 	f := &Floor{db: db, belt: b, packing: p, chutes: chutes, hub: hub,
 		sealWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "station_chute_seal_now_to_sealed_seconds",
 			Help:    "Time from a bag under a chute reaching its limit (seal now, the chute full) to its seal.",
-			Buckets: []float64{10, 30, 60, 120, 300, 600, 1800, 3600}})}
+			Buckets: []float64{10, 30, 60, 120, 300, 600, 1800, 3600}}),
+		views: prometheus.NewCounter(prometheus.CounterOpts{Name: "station_floor_views_total",
+			Help: "Floor views read from the database (live floors woken by one change share one)."}),
+		latest: map[string]sharedView{}}
 	if reg != nil {
-		reg.MustRegister(f.sealWait)
+		reg.MustRegister(f.sealWait, f.views)
 	}
 	return f
 }
@@ -161,8 +179,51 @@ type View struct {
 // act on.
 const maxListed = 200
 
+// Live is the station's view for a live floor woken by a change: a view
+// read after every change this instance has heard of when Live was called.
+// Twenty supervisors watching one floor cost one read per change, not
+// twenty. The read is detached from the caller, whom the others may be
+// waiting on, and bounded on its own.
+func (f *Floor) Live(ctx context.Context, station string) (View, error) {
+	want := f.hub.Generation(station)
+	for {
+		f.mu.Lock()
+		s, ok := f.latest[station]
+		f.mu.Unlock()
+		if ok && s.gen >= want {
+			return s.view, nil
+		}
+		ch := f.flights.DoChan(station, func() (any, error) {
+			gen := f.hub.Generation(station) // before the reads: they see at least this
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			v, err := f.View(rctx, station)
+			if err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			if cur, ok := f.latest[station]; !ok || cur.gen <= gen {
+				f.latest[station] = sharedView{gen: gen, view: v}
+			}
+			f.mu.Unlock()
+			return nil, nil
+		})
+		select {
+		case <-ctx.Done():
+			return View{}, ctx.Err()
+		case r := <-ch:
+			if r.Err != nil {
+				return View{}, r.Err
+			}
+		}
+		// The flight joined may have started before the change that woke
+		// this caller; the loop reads again if so.
+	}
+}
+
 // View reads a station's floor.
 func (f *Floor) View(ctx context.Context, station string) (View, error) {
+	f.views.Inc()
 	m, err := f.chutes.Get(ctx, station)
 	if err != nil {
 		return View{}, err

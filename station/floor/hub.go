@@ -21,6 +21,9 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
+	// gen counts the changes heard per station, so a view computed after
+	// the latest one can be shared by every floor it woke.
+	gen map[string]uint64
 }
 
 // Resync is how often a live floor refreshes without a signal.
@@ -28,7 +31,7 @@ const Resync = 5 * time.Second
 
 // NewHub builds the hub; Run must run for signals from other instances.
 func NewHub(rdb *redis.Client, prefix string, log *zap.Logger) *Hub {
-	return &Hub{rdb: rdb, prefix: prefix, log: log, subs: map[string]map[chan struct{}]struct{}{}}
+	return &Hub{rdb: rdb, prefix: prefix, log: log, subs: map[string]map[chan struct{}]struct{}{}, gen: map[string]uint64{}}
 }
 
 func (h *Hub) channel(station string) string { return h.prefix + "floor:" + station }
@@ -63,9 +66,18 @@ func (h *Hub) Subscribe(station string) (<-chan struct{}, func()) {
 	}
 }
 
+// Generation is the number of changes of station's floor this instance has
+// heard of; it grows before the floors are woken.
+func (h *Hub) Generation(station string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen[station]
+}
+
 func (h *Hub) notify(station string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen[station]++
 	for ch := range h.subs[station] {
 		select {
 		case ch <- struct{}{}:

@@ -155,6 +155,7 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 	resync := time.NewTicker(floor.Resync)
 	defer resync.Stop()
 	for {
+		read := s.floor.Live
 		select {
 		case <-r.Context().Done():
 			return nil
@@ -162,8 +163,10 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 			// Changes close together go out as one.
 			time.Sleep(50 * time.Millisecond)
 		case <-resync.C:
+			// The resync is for a signal that never came: read afresh.
+			read = s.floor.View
 		}
-		v, err := s.floor.View(r.Context(), station)
+		v, err := read(r.Context(), station)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return nil
