@@ -423,3 +423,63 @@ func TestJetStreamConsumerLinkCutsKeepParcelOrder(t *testing.T) {
 	relays.Wait()
 	w.checkDelivered(nos)
 }
+
+// TestJetStreamPublishesNothingBehindTheRelaysBack: a batch published while
+// the link to NATS is down fails at once, and none of it reaches the stream
+// later on its own. (nats.go keeps what is published while it reconnects
+// in a buffer it sends after reconnecting; the relay has by then been told
+// the batch failed, so those messages would be stored behind its back,
+// possibly ahead of earlier events of their parcels still to be re-sent,
+// and the stream's per-parcel order would be lost.)
+func TestJetStreamPublishesNothingBehindTheRelaysBack(t *testing.T) {
+	w := newWorld(t)
+	s := w.jetStreamSink()
+	link := linkproxy.New(t, "127.0.0.1:4222")
+	cfg := s.cfg
+	cfg.URL = "nats://" + link.Addr()
+	cfg.AckTimeout = 500 * time.Millisecond
+	j, err := relay.NewJetStream(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	event := func(id string) []clients.TrackingEvent {
+		return []clients.TrackingEvent{{EventID: id, TrackingNo: w.parcel(), StationID: "SG-H01", Type: clients.EventArrived, OccurredAt: time.Now()}}
+	}
+	link.Cut()
+	time.Sleep(200 * time.Millisecond) // the client sees its connection reset and starts reconnecting
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = j.PushTrackingEvents(ctx, event("while-down"))
+	cancel()
+	if !errors.Is(err, clients.ErrUnavailable) {
+		t.Fatalf("publish with the link down: %v", err)
+	}
+	link.Restore()
+	waitFor(t, "a publish after the link is back", func() bool {
+		acks, err := j.PushTrackingEvents(context.Background(), event("after"))
+		return err == nil && len(acks) == 1 && acks[0].Delivered()
+	})
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(context.Background(), cfg.SubjectPrefix+".SG-H01"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want only the one published after the link came back", info.State.Msgs)
+	}
+}
