@@ -325,6 +325,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			if err != nil {
 				return err
 			}
+			// With a broker sink (relay.sink) the order center consumes
+			// what the relays publish instead of taking pushes.
+			stopConsumer, err := devenv.ConsumeSink(ctx, cfg, s, cmd.OutOrStdout())
+			if err != nil {
+				s.Stop()
+				return err
+			}
+			defer stopConsumer()
 			fmt.Fprintf(cmd.OutOrStdout(), "simulator serving on %s (latency profile %s); Ctrl-C stops it\n", s.Addr(), cfg.Sim.Latency)
 			<-ctx.Done()
 			s.Stop()

@@ -57,11 +57,18 @@ type JetStreamSource struct {
 	Durable string // the durable consumer's name: a restart resumes where it left off
 }
 
+// jetStreamAckWait is how long the server waits for the order center's
+// ack before it sends a message again. Recording takes microseconds; the
+// wait is what a message lost on the way (a dropped connection) costs,
+// during which nothing after it is delivered.
+const jetStreamAckWait = 2 * time.Second
+
 // ConsumeJetStream starts consuming tracking events from a JetStream
 // stream through a durable pull consumer with explicit acks: a message is
 // acknowledged after it is recorded, so a crash redelivers it and the
-// event log deduplicates it. One consumer delivers in stream order, and the
-// handler records one message at a time.
+// event log deduplicates it. One message at a time is in flight, so the
+// order center records the stream in stream order even when deliveries
+// are lost on the way.
 func (s *Simulator) ConsumeJetStream(ctx context.Context, src JetStreamSource) (*Consumer, error) {
 	nc, err := nats.Connect(src.URL, nats.Name("sim-order-center"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
@@ -77,11 +84,19 @@ func (s *Simulator) ConsumeJetStream(ctx context.Context, src JetStreamSource) (
 		FilterSubject: src.Subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       10 * time.Second,
-		// One consumer, handled one message at a time in stream order.
-		// Unacknowledged messages (a dropped connection) come again
-		// before later ones, and are deduplicated if they were recorded.
-		MaxAckPending: 1000,
+		AckWait:       jetStreamAckWait,
+		// One message awaiting its ack at a time: the only way a durable
+		// consumer keeps stream order (and so each parcel's order) when a
+		// delivery is lost. A message the server sent into a connection
+		// that then dropped is sent again only after the ack wait; with
+		// more in flight, the ones after it would be recorded first (the
+		// JetStream fleet test saw parcels' events out of order under
+		// link faults and a NATS restart). A redelivered message that was
+		// recorded (its ack was lost) is deduplicated by event id. The
+		// cost is a round trip per message, far above the fleet's rate; an
+		// order center that needs more reads one consumer per partition of
+		// the subjects.
+		MaxAckPending: 1,
 	})
 	if err != nil {
 		nc.Close()

@@ -144,6 +144,15 @@ func chooseSink(ctx context.Context, cfg *config.Config, s *sim.Simulator, out i
 		}
 		cfg.Relay.Sink = config.SinkJetStream
 	}
+	return ConsumeSink(ctx, *cfg, s, out)
+}
+
+// ConsumeSink makes the simulated order center consume from the relay's
+// broker sink (relay.sink jetstream or kafka) through a durable consumer,
+// and says which; with the grpc sink the order center takes pushes and
+// there is nothing to consume. `station dev` and `station sim` both use it.
+func ConsumeSink(ctx context.Context, cfg config.Config, s *sim.Simulator, out io.Writer) (stop func(), err error) {
+	js := cfg.Relay.JetStream
 	switch cfg.Relay.Sink {
 	case config.SinkJetStream:
 		// The relay creates the stream when it starts; the consumer needs

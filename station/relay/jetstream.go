@@ -104,7 +104,14 @@ func NewJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStream, error) 
 		cfg.AckTimeout = d.AckTimeout
 	}
 	nc, err := nats.Connect(cfg.URL, nats.Name("station-relay"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false),
+		// No reconnect buffer: a publish while the connection is down
+		// fails at once. Buffered, it would be sent after reconnecting,
+		// when the relay has already been told its batch failed and may
+		// be re-sending the parcel's earlier events: stored behind the
+		// relay's back, ahead of them, the stream would lose the parcel's
+		// order (TestJetStreamPublishesNothingBehindTheRelaysBack).
+		nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, fmt.Errorf("relay: jetstream: connect %s: %w", cfg.URL, err)
 	}

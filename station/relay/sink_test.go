@@ -35,7 +35,12 @@ type sink struct {
 // jetStreamSink gives the test its own stream and subjects on the real
 // server (deleted at the end) and has the simulated order center consume
 // them through a durable consumer.
-func (w *world) jetStreamSink() sink {
+func (w *world) jetStreamSink() sink { return w.jetStreamSinkConsumedAt(natsURL) }
+
+// jetStreamSinkConsumedAt is jetStreamSink with the order center's
+// consumer connecting at consumerURL (a link proxy in front of the server,
+// say).
+func (w *world) jetStreamSinkConsumedAt(consumerURL string) sink {
 	w.t.Helper()
 	id := fmt.Sprintf("T%d_%d", time.Now().UnixNano(), w.seq.Add(1))
 	cfg := relay.JetStreamConfig{URL: natsURL, Stream: "TRACKING_" + id, SubjectPrefix: "tracking_" + id,
@@ -55,7 +60,7 @@ func (w *world) jetStreamSink() sink {
 		}
 	})
 	w.t.Cleanup(first.Close)
-	c, err := w.sim.ConsumeJetStream(context.Background(), sim.JetStreamSource{URL: natsURL, Stream: cfg.Stream,
+	c, err := w.sim.ConsumeJetStream(context.Background(), sim.JetStreamSource{URL: consumerURL, Stream: cfg.Stream,
 		Subject: cfg.SubjectPrefix + ".>", Durable: "order-center"})
 	if err != nil {
 		w.t.Fatal(err)
@@ -367,5 +372,114 @@ func TestJetStreamLinkCutsLoseNothing(t *testing.T) {
 	}
 	if link.Refused() == 0 {
 		t.Log("no reconnect was refused while the link was cut")
+	}
+}
+
+// TestJetStreamConsumerLinkCutsKeepParcelOrder: the order center's
+// consumer reads the stream through a link that goes silent while events
+// are published, and is then cut. The messages the server sent into the
+// silent link are lost on the way, and JetStream sends them again only
+// after the ack wait; meanwhile the consumer must not record a parcel's
+// later events ahead of them. The order center ends with every event once,
+// each parcel's in outbox order.
+func TestJetStreamConsumerLinkCutsKeepParcelOrder(t *testing.T) {
+	w := newWorld(t)
+	link := linkproxy.New(t, "127.0.0.1:4222")
+	s := w.jetStreamSinkConsumedAt("nats://" + link.Addr())
+	const parcels, steps = 20, 4
+	nos := make([]string, parcels)
+	for i := range nos {
+		nos[i] = w.parcel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var relays sync.WaitGroup
+	r := w.relayTo(s.pusher(), relay.Config{BatchSize: 20})
+	relays.Go(func() { r.Run(ctx) })
+	published := func() bool {
+		return w.count(`SELECT count(*) FROM tracking_outbox WHERE status <> 'delivered'`) == 0
+	}
+	types := []string{"arrived", "sorted", "bagged", "departed"}
+	for st := range steps {
+		if st%2 == 0 {
+			// Every event of this step is published while the consumer's
+			// link is silent, and the link is then cut: what the server
+			// sent meanwhile never arrives.
+			link.Freeze()
+		}
+		for _, no := range nos {
+			w.record("SG-H01", no, types[st])
+		}
+		waitFor(t, "the relay to publish the step's events", published)
+		if st%2 == 0 {
+			link.Cut()
+			link.Restore()
+		}
+	}
+	waitFor(t, "the order center to hold every event", func() bool {
+		accepted, _ := w.sim.EventTotals()
+		return accepted == parcels*steps
+	})
+	cancel()
+	relays.Wait()
+	w.checkDelivered(nos)
+}
+
+// TestJetStreamPublishesNothingBehindTheRelaysBack: a batch published while
+// the link to NATS is down fails at once, and none of it reaches the stream
+// later on its own. (nats.go keeps what is published while it reconnects
+// in a buffer it sends after reconnecting; the relay has by then been told
+// the batch failed, so those messages would be stored behind its back,
+// possibly ahead of earlier events of their parcels still to be re-sent,
+// and the stream's per-parcel order would be lost.)
+func TestJetStreamPublishesNothingBehindTheRelaysBack(t *testing.T) {
+	w := newWorld(t)
+	s := w.jetStreamSink()
+	link := linkproxy.New(t, "127.0.0.1:4222")
+	cfg := s.cfg
+	cfg.URL = "nats://" + link.Addr()
+	cfg.AckTimeout = 500 * time.Millisecond
+	j, err := relay.NewJetStream(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	event := func(id string) []clients.TrackingEvent {
+		return []clients.TrackingEvent{{EventID: id, TrackingNo: w.parcel(), StationID: "SG-H01", Type: clients.EventArrived, OccurredAt: time.Now()}}
+	}
+	link.Cut()
+	time.Sleep(200 * time.Millisecond) // the client sees its connection reset and starts reconnecting
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = j.PushTrackingEvents(ctx, event("while-down"))
+	cancel()
+	if !errors.Is(err, clients.ErrUnavailable) {
+		t.Fatalf("publish with the link down: %v", err)
+	}
+	link.Restore()
+	waitFor(t, "a publish after the link is back", func() bool {
+		acks, err := j.PushTrackingEvents(context.Background(), event("after"))
+		return err == nil && len(acks) == 1 && acks[0].Delivered()
+	})
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(context.Background(), cfg.SubjectPrefix+".SG-H01"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want only the one published after the link came back", info.State.Msgs)
 	}
 }

@@ -32,12 +32,17 @@ func (f *faultCounts) add(name string) {
 }
 
 // String lists every fault with its count, most frequent first.
-func (f *faultCounts) String() string {
+func (f *faultCounts) String() string { return f.only("") }
+
+// only lists the faults whose name starts with prefix, as String does.
+func (f *faultCounts) only(prefix string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	names := make([]string, 0, len(f.counts))
 	for n := range f.counts {
-		names = append(names, n)
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
 	}
 	slices.SortFunc(names, func(a, b string) int {
 		if d := f.counts[b] - f.counts[a]; d != 0 {

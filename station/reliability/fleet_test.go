@@ -68,15 +68,40 @@ func fleetLoadTime(t testing.TB) time.Duration {
 // outbox drains within 60s of the faults stopping, with no dead letter.
 func TestFleetFaultsAndLoad(t *testing.T) {
 	t.Parallel()
-	loadTime := fleetLoadTime(t)
+	runFleet(t, fleetSetup{sink: "grpc", load: fleetLoadTime(t)})
+}
+
+// fleetSetup is what differs between the runs of the fleet test: where
+// the relays deliver, and for how long load runs.
+type fleetSetup struct {
+	sink string // relay.sink: grpc (the order center's PushTrackingEvents) or jetstream
+	load time.Duration
+}
+
+// runFleet is the fleet test: the world, the load, the faults and the
+// checks, for one relay sink.
+func runFleet(t *testing.T, setup fleetSetup) {
+	loadTime := setup.load
 
 	// The world: the order center, PostgreSQL (the machine's, a fresh
 	// database), a Redis of our own, and toxiproxy in front of all three.
-	sim := startSimProc(t)
+	// With the jetstream sink, a nats-server of our own too, with the
+	// relays' connections and the order center's consumer each through a
+	// link of their own.
+	toxi := startToxiproxy(t)
+	var (
+		bus     *natsBus
+		simEnv  []string
+		relayJS []string
+	)
+	if setup.sink == "jetstream" {
+		bus = startNATSBus(t, toxi)
+		simEnv, relayJS = bus.consumerEnv(), bus.relayEnv()
+	}
+	sim := startSimProc(t, simEnv...)
 	dbURL := dbtest.URL(t)
 	db := dbtest.PoolFor(t, dbURL)
 	redis := startRedisProc(t)
-	toxi := startToxiproxy(t)
 	pgURL, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +110,7 @@ func TestFleetFaultsAndLoad(t *testing.T) {
 	redisLink := newToxiLink(t, toxi, "redis", redis.Addr)
 	ocLink := newToxiLink(t, toxi, "order-center", sim.Addr)
 	pgURL.Host = pgLink.Addr()
-	env := serveEnv{DatabaseURL: pgURL.String(), RedisAddr: redisLink.Addr(), Prefix: "fleet:", DownstreamAddr: ocLink.Addr()}
+	env := serveEnv{DatabaseURL: pgURL.String(), RedisAddr: redisLink.Addr(), Prefix: "fleet:", DownstreamAddr: ocLink.Addr(), Extra: relayJS}
 
 	var operators []string
 	for i := range fleetTerminals {
@@ -125,6 +150,11 @@ func TestFleetFaultsAndLoad(t *testing.T) {
 	close(batches)
 
 	faults := interleave(linkFaults(pgLink), linkFaults(redisLink), linkFaults(ocLink), simFaults(sim), []fleetFault{redisRestart(redis)})
+	if bus != nil {
+		// Every other fault is one of NATS's, so even the short form sees
+		// each of them.
+		faults = interleave(bus.faults(), faults)
+	}
 	var (
 		counts        faultCounts
 		startFailures atomic.Int64
@@ -177,6 +207,15 @@ func TestFleetFaultsAndLoad(t *testing.T) {
 	if pending > 0 || dead > 0 {
 		t.Errorf("outbox %v after the faults stopped: %d events pending, %d dead", drained.Round(time.Millisecond), pending, dead)
 	}
+	var (
+		caughtUp   time.Duration
+		streamMsgs uint64
+	)
+	if bus != nil {
+		// The outbox is drained once the stream acknowledged every publish;
+		// the order center reads the stream at its own pace.
+		caughtUp, streamMsgs = bus.waitConsumed(t, faultsStopped, fleetDrainMax)
+	}
 	l := d.ledger
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -195,6 +234,20 @@ func TestFleetFaultsAndLoad(t *testing.T) {
 		wo.acked, kinds(wo.byKind), l.exceptions, l.races)
 	report(t, "fleet faults injected, %d in all: %s; %d restarts exited during start-up (database unreachable) and were started again",
 		counts.total(), counts.String(), startFailures.Load())
+	if bus != nil {
+		report(t, "fleet sink jetstream: a nats-server -js of the test's own (file storage, killed and restarted on the same port and store), the relays' and the order center's connections each through toxiproxy; NATS faults: %s; the order center's durable consumer read the stream to its end %v after the faults stopped",
+			counts.only("nats"), caughtUp.Round(time.Millisecond))
+		report(t, "fleet check, the stream holds each committed event once (Nats-Msg-Id dedup): %s (%d messages, %d events committed)",
+			verdictOf(streamMsgs == uint64(len(events))), streamMsgs, len(events))
+		if streamMsgs != uint64(len(events)) {
+			t.Errorf("stream %s holds %d messages for %d committed events", fleetStream, streamMsgs, len(events))
+		}
+		if streamMsgs > uint64(len(events)) {
+			duplicated += int(streamMsgs) - len(events) // a re-publish the dedup window let through
+		}
+		wrong := bus.streamOutOfOrder(t, events, streamMsgs)
+		report(t, "fleet check, the stream holds each parcel's events in commit order: %s (%d parcels out of order)", verdictOf(wrong == 0), wrong)
+	}
 	report(t, "fleet check, every acknowledged write has exactly one work order: %s (%d acknowledged, %d committed; missing %d, mismatched %d, never acknowledged %d; %d retried, %d answered as replays)",
 		verdictOf(wo.missing+wo.mismatched+wo.unacked == 0), wo.acked, wo.committed, wo.missing, wo.mismatched, wo.unacked, wo.retried, wo.replayed)
 	report(t, "fleet check, every committed event reached the order center once, in per-parcel order: %s (%d committed, %d stored; lost %d, stored twice %d, extra %d, out of order %d; %d redelivered pushes absorbed by dedup; %d work orders with a wrong event count)",

@@ -27,7 +27,9 @@ type simProc struct {
 	admin downstreamv1.SimAdminServiceClient
 }
 
-func startSimProc(t testing.TB) *simProc {
+// extraEnv are more KEY=VALUE pairs, such as the broker the order center
+// consumes from (relay.sink).
+func startSimProc(t testing.TB, extraEnv ...string) *simProc {
 	t.Helper()
 	bin := stationBinary(t)
 	addr := freeAddr(t)
@@ -40,6 +42,7 @@ func startSimProc(t testing.TB) *simProc {
 	cmd := exec.Command(bin, "sim")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"STATION_SIM_ADDR=" + addr, "STATION_SIM_LATENCY=zero", fmt.Sprintf("STATION_SIM_SEED=%d", sim.DefaultSeed)}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
