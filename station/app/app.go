@@ -39,6 +39,7 @@ import (
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/sorting/belt"
+	"github.com/expresshub/station/sorting/whatif"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
 	"github.com/expresshub/station/station/floor"
@@ -244,6 +245,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		Packing:  a.packing,
 		Floor:    a.floor,
 		Outbox:   workorder.NewOutbox(db),
+		// What-if replays read the recorded history and write nothing; the
+		// belt's deadline is what the late-decision prediction holds a
+		// candidate flow to.
+		Whatif: whatif.New(db, a.sorting, func(ctx context.Context, station string) (whatif.BagLimits, error) {
+			l, err := a.packing.Limits(ctx, db, station)
+			return whatif.BagLimits{MaxParcels: l.MaxParcels, MaxGrams: l.MaxGrams}, err
+		}, whatif.Config{BeltDeadline: cfg.Sorter.DefaultBudget - cfg.Sorter.SafetyMargin}),
 		// Readiness follows what the station cannot work without; Redis
 		// down is degraded, never unready (it is never the arbiter).
 		Optional: map[string]httpapi.Check{

@@ -70,6 +70,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/ops/reconciliation", s.handle(opsOnly, s.reconciliation))
 	mux.Handle("GET /api/v1/ops/reconciliation/{id}", s.handle(opsOnly, s.mismatch))
 	mux.Handle("POST /api/v1/ops/reconciliation/offline", s.handle(opsOnly, s.offlineReconciliation))
+	mux.Handle("POST /api/v1/ops/whatif", s.handle(opsOnly, s.whatif))
 
 	// Profiling, ops only: it exposes internals.
 	ops := roles(auth.RoleOps)
