@@ -24,6 +24,7 @@ import (
 	"github.com/expresshub/station/dag"
 	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/migrations"
+	"github.com/expresshub/station/sorting/whatif"
 	"github.com/expresshub/station/station/app"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
@@ -378,7 +379,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	flowPublish.Flags().StringVar(&publishReason, "reason", "", "why (recorded in the audit)")
 	flowCmd.AddCommand(flowPublish)
 
-	root.AddCommand(serve, migrate, operator, sorter, dev, simCmd, flowCmd, &cobra.Command{
+	whatifRun := whatifCmd(func(cmd *cobra.Command, in whatif.Input, c whatif.Candidate) (whatif.Report, error) {
+		cfg, _, err := load(cmd, "console")
+		if err != nil {
+			return whatif.Report{}, err
+		}
+		return app.Whatif(ctx, cfg, in, c)
+	})
+
+	root.AddCommand(serve, migrate, operator, sorter, dev, simCmd, flowCmd, whatifRun, &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "station", version) },

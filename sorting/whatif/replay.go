@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +111,19 @@ type Input struct {
 type FlowRef struct {
 	Name    string `json:"name"`
 	Version int    `json:"version"`
+}
+
+// ErrInvalidFlowRef: a flow named otherwise than NAME@VERSION.
+var ErrInvalidFlowRef = fault.New(fault.Invalid, "invalid_flow_ref", "flow must be NAME@VERSION, like full@3")
+
+// ParseFlowRef reads NAME@VERSION.
+func ParseFlowRef(s string) (FlowRef, error) {
+	name, v, ok := strings.Cut(s, "@")
+	n, err := strconv.Atoi(v)
+	if !ok || name == "" || err != nil || n < 1 {
+		return FlowRef{}, ErrInvalidFlowRef.With(nil, "flow %q must be NAME@VERSION, like full@3", s)
+	}
+	return FlowRef{Name: name, Version: n}, nil
 }
 
 // Candidate is what to try: a chute map, a flow version, or both.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +44,7 @@ func (s *Server) whatif(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		req.Station, req.BagSwap = q.Get("station"), q.Get("bag_swap")
 		if f := q.Get("flow"); f != "" {
-			ref, err := ParseFlowRef(f)
+			ref, err := whatif.ParseFlowRef(f)
 			if err != nil {
 				return err
 			}
@@ -100,14 +99,4 @@ func (s *Server) whatif(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
-}
-
-// ParseFlowRef reads NAME@VERSION.
-func ParseFlowRef(s string) (whatif.FlowRef, error) {
-	name, v, ok := strings.Cut(s, "@")
-	n, err := strconv.Atoi(v)
-	if !ok || name == "" || err != nil || n < 1 {
-		return whatif.FlowRef{}, Errorf(http.StatusBadRequest, "invalid_flow_ref", "flow must be NAME@VERSION, like full@3")
-	}
-	return whatif.FlowRef{Name: name, Version: n}, nil
 }
