@@ -1,4 +1,4 @@
-// The ops console: login (ops role only), a site picker, and seven views
+// The ops console: login (ops role only), a site picker, and eight views
 // switched by the tabs or the URL hash.
 
 import {API, roleLabel} from './api.js';
@@ -11,6 +11,7 @@ import {FlowsView} from './flows.js';
 import {ReconView} from './recon.js';
 import {TraceView} from './traceview.js';
 import {RelayView} from './relay.js';
+import {WhatifView} from './whatif.js';
 
 const SITE_KEY = 'station.ops.site.v1';
 const api = new API({
@@ -30,6 +31,7 @@ const views = {
   recon: new ReconView(ctx),
   trace: new TraceView(ctx),
   relay: new RelayView(ctx),
+  whatif: new WhatifView(ctx),
 };
 let current = '';
 
