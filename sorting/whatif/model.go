@@ -60,9 +60,10 @@ type ChuteFill struct {
 	Bags        int        `json:"bags"`
 	FullAt      *time.Time `json:"full_at,omitempty"` // first time the bag reached a limit
 	Overflow    int        `json:"overflow"`          // parcels turned away because the bag was full
-	// Series is the peak fill (parcels in the bag) in each of the report's
-	// time buckets, for the chart.
-	Series []int `json:"series"`
+	// Series is the peak fill of the bag in each of the report's time
+	// buckets, as the fuller of parcels and kg against the limits (1 is
+	// full), for the chart.
+	Series []float64 `json:"series"`
 	peakG  int
 }
 
@@ -81,7 +82,7 @@ func newFloorModel(m sorting.ChuteMap, limits BagLimits, swap time.Duration, sta
 	f.chutes[m.OverflowChute] = &chuteState{kind: sorting.ChuteOverflow}
 	f.chutes[m.RejectChute] = &chuteState{kind: sorting.ChuteReject}
 	for _, c := range f.chutes {
-		c.fill.Series = make([]int, buckets)
+		c.fill.Series = make([]float64, buckets)
 	}
 	return f
 }
@@ -129,11 +130,9 @@ func (f *floorModel) add(chute int, at time.Time, grams int) {
 	if s.grams > s.fill.peakG {
 		s.fill.peakG = s.grams
 	}
-	if b := int(at.Sub(f.start) / f.bucket); b >= 0 && b < f.buckets && s.parcels > s.fill.Series[b] {
-		s.fill.Series[b] = s.parcels
-	} else if b >= f.buckets && s.parcels > s.fill.Series[f.buckets-1] {
-		s.fill.Series[f.buckets-1] = s.parcels
-	}
+	ratio := max(float64(s.parcels)/float64(max(f.limits.MaxParcels, 1)), float64(s.grams)/float64(max(f.limits.MaxGrams, 1)))
+	b := min(max(int(at.Sub(f.start)/f.bucket), 0), f.buckets-1)
+	s.fill.Series[b] = max(s.fill.Series[b], ratio)
 	if s.kind != sorting.ChuteNextHop {
 		return
 	}

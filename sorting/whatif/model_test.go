@@ -37,7 +37,7 @@ func TestAFullBagSendsParcelsToTheHopsNextChuteThenToOverflowUntilItIsSwapped(t 
 		t.Fatalf("overflow: %+v", ov)
 	}
 	// The series holds the peak fill of each ten-minute bucket.
-	if s := one.Series; s[0] != 2 || s[1] != 1 {
+	if s := one.Series; s[0] != 1 || s[1] != 0.5 {
 		t.Fatalf("series %v", s)
 	}
 }

@@ -357,7 +357,7 @@ func fillOrEmpty(m map[int]ChuteFill, ch, buckets int) ChuteFill {
 	if f, ok := m[ch]; ok {
 		return f
 	}
-	return ChuteFill{Series: make([]int, buckets)}
+	return ChuteFill{Series: make([]float64, buckets)}
 }
 
 // gather turns scans (in time order) into parcels: a parcel's latest sort

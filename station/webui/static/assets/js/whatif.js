@@ -21,9 +21,11 @@ export class WhatifView {
   async activate() {
     $('whatif-site').textContent = this.ctx.site();
     if (!$('whatif-to').value) {
-      const now = new Date();
-      $('whatif-to').value = local(now);
-      $('whatif-from').value = local(new Date(now.getTime() - 24 * 3600e3));
+      // The inputs hold minutes: the window ends at the next one, so the
+      // sorts of this minute are in it.
+      const end = new Date(Date.now() + 60e3);
+      $('whatif-to').value = local(end);
+      $('whatif-from').value = local(new Date(end.getTime() - 24 * 3600e3));
     }
     const flows = await this.api.get('/api/v1/flows');
     const sel = clear($('whatif-flow'));
@@ -107,7 +109,7 @@ export class WhatifView {
         el('td', {}, String(c.chute)), el('td', {}, c.kind), el('td', {}, c.next_hop || ''), ...side(c.actual), ...side(c.candidate)));
     }
     labelCells($('whatif-chutes'));
-    drawFills($('whatif-chart'), active, r);
+    drawFills($('whatif-chart'), active);
 
     const diffs = clear($('whatif-diffs').tBodies[0]);
     const where = (o) => `chute ${o.chute}` + (o.exception ? ` (${o.exception})` : o.next_hop ? ` (${o.next_hop})` : '');
@@ -119,26 +121,26 @@ export class WhatifView {
   }
 }
 
-// drawFills draws one small chart per chute: its bag's fill (parcels) over
-// the window, actual (grey) beside candidate (blue), the bag limit dashed.
-function drawFills(box, chutes, r) {
+// drawFills draws one small chart per chute: its bag's fill over the
+// window (the fuller of parcels and kg against the bag limits), actual
+// (grey) beside candidate (blue, dashed), full (100 %) as a red line.
+function drawFills(box, chutes) {
   clear(box);
   const W = Math.min(widthOf(box), 360);
   const H = 90;
-  const L = 30;
-  const limit = r.limits.max_parcels;
+  const L = 34;
   for (const c of chutes.slice(0, 48)) {
     const n = c.actual.series.length;
-    const top = Math.max(limit, ...c.actual.series, ...c.candidate.series, 1);
+    const top = Math.max(1, ...c.actual.series, ...c.candidate.series);
     const x = (i) => L + (i / Math.max(n - 1, 1)) * (W - L - 6);
     const y = (v) => 6 + (1 - v / top) * (H - 22);
     const line = (s, cls) => svg('polyline', {class: cls, points: s.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')});
-    const root = svg('svg', {class: 'chart whatif-fill', viewBox: `0 0 ${W} ${H}`, role: 'img', dataset: {chute: String(c.chute)},
-      'aria-label': `Chute ${c.chute}: peak ${c.actual.peak_parcels} actual, ${c.candidate.peak_parcels} candidate of ${limit}`},
+    const root = svg('svg', {class: 'chart whatif-fill', viewBox: `0 0 ${W} ${H}`, role: 'img', 'data-chute': String(c.chute),
+      'aria-label': `Chute ${c.chute}: peak fill ${pct(Math.max(0, ...c.actual.series))} actual, ${pct(Math.max(0, ...c.candidate.series))} candidate`},
     svg('line', {class: 'axis', x1: L, x2: L, y1: 6, y2: H - 16}),
     svg('line', {class: 'axis', x1: L, x2: W - 6, y1: H - 16, y2: H - 16}),
-    svg('line', {class: 'threshold', x1: L, x2: W - 6, y1: y(limit), y2: y(limit)}, svg('title', {}, `bag limit ${limit} parcels`)),
-    svg('text', {x: L - 4, y: y(limit) + 4, 'text-anchor': 'end'}, String(limit)),
+    svg('line', {class: 'threshold', x1: L, x2: W - 6, y1: y(1), y2: y(1)}, svg('title', {}, 'a full bag')),
+    svg('text', {x: L - 4, y: y(1) + 4, 'text-anchor': 'end'}, 'full'),
     line(c.actual.series, 'fill-actual'), line(c.candidate.series, 'fill-candidate'),
     svg('text', {x: L, y: H - 2}, `chute ${c.chute}${c.next_hop ? ' · ' + c.next_hop : ' · ' + c.kind}`));
     box.append(root);
