@@ -201,6 +201,10 @@ var authzMatrix = map[string]authzRow{
 	"GET /api/v1/ops/reconciliation":          {access: "roles:ops", path: fixed("/api/v1/ops/reconciliation"), none: "ops act network-wide"},
 	"GET /api/v1/ops/reconciliation/{id}":     {access: "roles:ops", path: fixed("/api/v1/ops/reconciliation/1"), none: "ops act network-wide"},
 	"POST /api/v1/ops/reconciliation/offline": {access: "roles:ops", path: fixed("/api/v1/ops/reconciliation/offline"), none: "ops act network-wide", body: func(*world) any { return map[string]any{"site": "SG-H01"} }},
+	"POST /api/v1/ops/whatif": {access: "roles:ops", path: fixed("/api/v1/ops/whatif"), none: "ops act network-wide",
+		body: func(*world) any {
+			return map[string]any{"station": "SG-H01", "flow": map[string]any{"name": "full", "version": 1}}
+		}},
 	"GET /debug/pprof/":                       {access: "roles:ops", path: fixed("/debug/pprof/"), none: "process internals"},
 	"GET /debug/pprof/cmdline":                {access: "roles:ops", path: fixed("/debug/pprof/cmdline"), none: "process internals"},
 	"GET /debug/pprof/profile":                {access: "roles:ops", path: fixed("/debug/pprof/profile?seconds=1"), none: "process internals"},

@@ -216,6 +216,11 @@ func releaseRoutes() []decoderRoute {
 			valid: func(*world) map[string]any {
 				return map[string]any{"site": "SG-H02", "candidate_flow": "full_v2", "candidate_version": 1, "limit": 5}
 			}},
+		{who: "ops1", method: "POST", path: fixed("/api/v1/ops/whatif"),
+			valid: func(*world) map[string]any {
+				return map[string]any{"station": "SG-H02", "from": "2026-12-07T00:00:00Z", "to": "2026-12-07T01:00:00Z",
+					"flow": map[string]any{"name": "full_v2", "version": 1}, "bag_swap": "5m"}
+			}},
 	}
 }
 
