@@ -12,14 +12,9 @@ import (
 // sort result are written in one statement, a moment apart at most.
 const slack = time.Hour
 
-// load reads the station's recorded scans in [from, to): sorts (terminal
-// and pre-sort) and belt confirms from sort_results, receives from
-// work_orders. Both tables are read through their partitioned parents
-// with the partition key bounded, so only the window's days are scanned.
-// A sort's weight is its answer's (the work order's stored response).
-func (r *Replayer) load(ctx context.Context, station string, from, to time.Time) ([]Scan, error) {
-	limit := r.cfg.MaxParcels + 1
-	rows, err := r.db.Query(ctx, `
+// scansSQL reads a window's scans: $1 station, $2 from, $3 to, $4 the
+// slack of the joined work orders' bound, $5 the row limit.
+const scansSQL = `
 		SELECT kind, at, tracking_no, coalesce(next_hop, ''), chute, coalesce(exception_code, ''), flow, flow_version, weight_g
 		  FROM (
 		SELECT CASE WHEN r.source = 'sorter' THEN 'confirm' ELSE 'sort' END AS kind, r.created_at AS at, r.tracking_no,
@@ -34,8 +29,16 @@ func (r *Replayer) load(ctx context.Context, station string, from, to time.Time)
 		SELECT 'receive', w.created_at, w.tracking_no, NULL, 0, CASE WHEN w.outcome = 'ok' THEN NULL ELSE w.outcome END, '', 0, 0
 		  FROM work_orders w
 		 WHERE w.station_id = $1 AND w.type = 'receive' AND w.created_at >= $2 AND w.created_at < $3 AND w.tracking_no IS NOT NULL
-		) s ORDER BY at LIMIT $5`,
-		station, from, to, slack, limit)
+		) s ORDER BY at LIMIT $5`
+
+// load reads the station's recorded scans in [from, to): sorts (terminal
+// and pre-sort) and belt confirms from sort_results, receives from
+// work_orders. Both tables are read through their partitioned parents
+// with the partition key bounded, so only the window's days are scanned.
+// A sort's weight is its answer's (the work order's stored response).
+func (r *Replayer) load(ctx context.Context, station string, from, to time.Time) ([]Scan, error) {
+	limit := r.cfg.MaxParcels + 1
+	rows, err := r.db.Query(ctx, scansSQL, station, from, to, slack, limit)
 	if err != nil {
 		return nil, fmt.Errorf("whatif: read scans of %s: %w", station, err)
 	}
