@@ -225,8 +225,20 @@ type parcel struct {
 	firstSeen int
 }
 
-// Replay replays in against c and reports. It writes nothing.
+// Replay replays in against c and reports. It writes nothing. A replay
+// that runs past ctx's deadline, wherever it was, is ErrReplayTimedOut.
 func (r *Replayer) Replay(ctx context.Context, in Input, c Candidate) (Report, error) {
+	rep, err := r.replay(ctx, in, c)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrReplayTimedOut) {
+		if f, ok := fault.As(err); !ok || f.Kind == fault.Internal || f.Kind == fault.Unavailable {
+			// The cause stays out of the message: it may be the database's.
+			return Report{}, fmt.Errorf("whatif: %w (%w)", ErrReplayTimedOut, err)
+		}
+	}
+	return rep, err
+}
+
+func (r *Replayer) replay(ctx context.Context, in Input, c Candidate) (Report, error) {
 	began := time.Now()
 	if _, err := ident.ParseSiteID(in.Station); err != nil {
 		return Report{}, ErrInvalidStation.With(nil, "station %q is not a site id like SG-H01", in.Station)
