@@ -31,44 +31,6 @@ func mustExec(b *testing.B, db *pgxpool.Pool, sql string, args ...any) {
 	}
 }
 
-// fillHistory writes n work orders of past days (2.5 million a day, a
-// 500,000-parcel hub's rate) with their scan keys, a delivered event, a
-// sort result and a state change each, straight into the tables.
-func fillHistory(b *testing.B, db *pgxpool.Pool, n int) {
-	b.Helper()
-	const perDay = 2_500_000
-	days := (n + perDay - 1) / perDay
-	mustExec(b, db, `SELECT history_partitions(t, $1::date, $2::date)
-		FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history']) AS t`,
-		day(-days), day(-1))
-	const chunk = 500_000
-	for from := 0; from < n; from += chunk {
-		to := min(from+chunk, n)
-		mustExec(b, db, `WITH w AS (
-			  INSERT INTO work_orders (id, station_id, type, tracking_no, actor_kind, actor_id, scan_id, request_hash, outcome,
-			                           response, created_at)
-			  SELECT gen_random_uuid(), 'SG-H01', 'sort', 'H' || lpad(i::text, 11, '0'), 'operator', 'op1', 'hist-' || i,
-			         '\x00', 'ok', convert_to('{"chute": 3, "next_hop": "SG-L01"}', 'UTF8'),
-			         $3::timestamptz - (i / $4) * interval '1 day' - (i % $4) * interval '30 milliseconds'
-			    FROM generate_series($1::int, $2::int - 1) AS i
-			  RETURNING id, station_id, scan_id, tracking_no, created_at
-			), k AS (
-			  INSERT INTO scan_keys (station_id, scan_id, work_order_id, created_at) SELECT station_id, scan_id, id, created_at FROM w
-			), o AS (
-			  INSERT INTO tracking_outbox (event_id, work_order_id, tracking_no, station_id, type, actor_kind, actor_id, occurred_at,
-			                               status, delivered_at, created_at)
-			  SELECT gen_random_uuid(), id, tracking_no, station_id, 'sorted', 'operator', 'op1', created_at, 'delivered', created_at, created_at FROM w
-			), s AS (
-			  INSERT INTO sort_results (id, work_order_id, station_id, tracking_no, next_hop, chute, flow, flow_version, created_at, recorded_at)
-			  SELECT id, id, station_id, tracking_no, 'SG-L01', 3, 'full', 1, created_at, created_at FROM w
-			)
-			INSERT INTO parcel_state_history (station_id, tracking_no, visit, op, state, next_hop, chute, work_order_id, at, recorded_at)
-			SELECT station_id, tracking_no, 1, 'sort', 'sorted', 'SG-L01', 3, id, created_at, created_at FROM w`,
-			from, to, day(0).Add(-time.Minute), perDay)
-	}
-	mustExec(b, db, "VACUUM ANALYZE")
-}
-
 // record records one sort the way sorting does: the work order, its event,
 // the parcel's move and the sort result, in one batch.
 func record(ctx context.Context, db *pgxpool.Pool, seq int) error {
@@ -112,16 +74,28 @@ func recordRate(b *testing.B, db *pgxpool.Pool, seq *atomic.Int64, n, workers in
 
 // BenchmarkRecordingHistory: sorts recorded per second (workorder.Commit
 // with an event, a move and a sort result, 8 workers) on a database with no
-// history against one holding 20 million work orders (200,000 with -short)
-// and their events, sort results and state changes over the past days.
-// Rounds alternate between the two databases so drift on the shared
-// machine hits both. Goal: full/empty >= 0.9 (partitions and the scan key
-// table keep the write's indexes small where it writes).
+// history against one holding 20 million work orders (200,000 with -short;
+// STATION_BENCH_HISTORY_ROWS sets another size) and their events, sort
+// results and state changes over the past days. The full-size history is
+// built once and kept between runs (keptHistoryDB); -short builds its small
+// one into a fresh database each time. Rounds alternate between the two
+// databases so drift on the shared machine hits both. Goal: full/empty >=
+// 0.9 (partitions and the scan key table keep the write's indexes small
+// where it writes).
 func BenchmarkRecordingHistory(b *testing.B) {
 	const workers = 8
-	empty, full := dbtest.Pool(b), dbtest.Pool(b)
-	size := benchCount(20_000_000, 200_000)
-	fillHistory(b, full, size)
+	empty := dbtest.Pool(b)
+	size := historyRows(b)
+	var full *pgxpool.Pool
+	var build time.Duration
+	if testing.Short() {
+		full = dbtest.Pool(b)
+		start := time.Now()
+		buildHistory(b, full, size)
+		build = time.Since(start)
+	} else {
+		full, build = keptHistoryDB(b, size)
+	}
 	n := benchCount(3000, 200)
 	var seq atomic.Int64
 	var emptyRate, fullRate float64
@@ -138,6 +112,7 @@ func BenchmarkRecordingHistory(b *testing.B) {
 	b.ReportMetric(fullRate, "sorts/s-full")
 	b.ReportMetric(fullRate/emptyRate, "full/empty")
 	b.ReportMetric(float64(size), "history-rows")
+	b.ReportMetric(build.Seconds(), "build-s")
 }
 
 // BenchmarkRetentionDrop: removing one day of 1 million work orders
