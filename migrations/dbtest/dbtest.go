@@ -74,11 +74,6 @@ func (migrator) Hash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// MigrationsHash names the embedded migrations' content (the template's
-// name uses it): a database built from them and kept between runs can tell
-// whether it is still at the current schema.
-func MigrationsHash() (string, error) { return migrator{}.Hash() }
-
 func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
 	m, err := migrations.New(db)
 	if err != nil {

@@ -2,12 +2,17 @@ package history_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,13 +62,9 @@ var historyTables = []struct{ name, key string }{
 func keptHistoryDB(b *testing.B, rows int) (*pgxpool.Pool, time.Duration) {
 	b.Helper()
 	ctx := context.Background()
-	hash, err := dbtest.MigrationsHash()
-	if err != nil {
-		b.Fatal(err)
-	}
 	name := "station_bench_history_" + rowsLabel(rows)
 	dsn := databaseURL(b, name)
-	if db, took, ok := reuseHistory(b, dsn, rows, hash); ok {
+	if db, took, ok := reuseHistory(b, dsn, rows); ok {
 		return db, took
 	}
 	admin, err := pgx.Connect(ctx, dbtest.ServerURL())
@@ -78,21 +79,24 @@ func keptHistoryDB(b *testing.B, rows int) (*pgxpool.Pool, time.Duration) {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		b.Fatal(err)
 	}
-	migrate(b, dsn)
+	version := migrate(b, dsn)
 	db := dbtest.PoolFor(b, dsn)
 	start := time.Now()
 	buildHistory(b, db, rows)
 	took := time.Since(start)
-	mustExec(b, db, `CREATE TABLE bench_history_build (rows bigint NOT NULL, migrations text NOT NULL,
+	mustExec(b, db, `CREATE TABLE bench_history_build (rows bigint NOT NULL, version bigint NOT NULL, migrations text NOT NULL,
 		built_before timestamptz NOT NULL, build_seconds double precision NOT NULL)`)
-	mustExec(b, db, `INSERT INTO bench_history_build VALUES ($1, $2, $3, $4)`, rows, hash, day(0), took.Seconds())
+	mustExec(b, db, `INSERT INTO bench_history_build VALUES ($1, $2, $3, $4, $5)`,
+		rows, version, migrationsHash(b, version), day(0), took.Seconds())
 	b.Logf("built %s: %d work orders of history in %v", name, rows, took.Round(time.Second))
 	return db, took
 }
 
-// reuseHistory opens the kept database if it is complete and current, and
-// removes what earlier runs recorded into it.
-func reuseHistory(b *testing.B, dsn string, rows int, hash string) (*pgxpool.Pool, time.Duration, bool) {
+// reuseHistory opens the kept database if its build finished with the same
+// number of rows and the migrations it was built with are unchanged, brings
+// it up to the current migrations (newer ones are applied, as production
+// would), and removes what earlier runs recorded into it.
+func reuseHistory(b *testing.B, dsn string, rows int) (*pgxpool.Pool, time.Duration, bool) {
 	b.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -104,11 +108,12 @@ func reuseHistory(b *testing.B, dsn string, rows int, hash string) (*pgxpool.Poo
 		b.Fatal(err)
 	}
 	var builtRows int
+	var version int64
 	var builtHash string
 	var before time.Time
 	var took float64
-	err = conn.QueryRow(ctx, `SELECT rows, migrations, built_before, build_seconds FROM bench_history_build`).
-		Scan(&builtRows, &builtHash, &before, &took)
+	err = conn.QueryRow(ctx, `SELECT rows, version, migrations, built_before, build_seconds FROM bench_history_build`).
+		Scan(&builtRows, &version, &builtHash, &before, &took)
 	conn.Close(ctx)
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" || errors.Is(err, pgx.ErrNoRows) { // no marker: the build did not finish
 		return nil, 0, false
@@ -116,9 +121,22 @@ func reuseHistory(b *testing.B, dsn string, rows int, hash string) (*pgxpool.Poo
 	if err != nil {
 		b.Fatal(err)
 	}
-	if builtRows != rows || builtHash != hash {
-		b.Logf("kept history has %d rows at migrations %s; want %d at %s: building it again", builtRows, builtHash, rows, hash)
+	if builtRows != rows || builtHash != migrationsHash(b, version) {
+		b.Logf("kept history has %d rows (want %d) or migrations up to %d changed since its build: building it again",
+			builtRows, rows, version)
 		return nil, 0, false
+	}
+	if now := migrate(b, dsn); now != version {
+		b.Logf("kept history migrated from version %d to %d", version, now)
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = c.Exec(ctx, `UPDATE bench_history_build SET version = $1, migrations = $2`, now, migrationsHash(b, now))
+		c.Close(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	db := dbtest.PoolFor(b, dsn)
 	mustExec(b, db, migrations.EnsurePartitionsSQL, 7)
@@ -227,8 +245,8 @@ func databaseURL(b *testing.B, name string) string {
 }
 
 // migrate brings the database at dsn to the current schema with the
-// production migrations.
-func migrate(b *testing.B, dsn string) {
+// production migrations and returns its version.
+func migrate(b *testing.B, dsn string) int64 {
 	b.Helper()
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -243,6 +261,40 @@ func migrate(b *testing.B, dsn string) {
 	if _, err := m.Up(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	v, err := m.Version(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// migrationsHash names the content of the migrations up to version: the
+// ones a kept database was built with must not have changed since.
+func migrationsHash(b *testing.B, version int64) string {
+	b.Helper()
+	files := migrations.Files()
+	names, err := fs.Glob(files, "*.sql")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		v, err := strconv.ParseInt(strings.SplitN(n, "_", 2)[0], 10, 64)
+		if err != nil {
+			b.Fatalf("migration %s: no version: %v", n, err)
+		}
+		if v > version {
+			continue
+		}
+		body, err := fs.ReadFile(files, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(body))
+		h.Write(body)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // rowsLabel is 20m for 20,000,000, 500k for 500,000.
