@@ -83,16 +83,16 @@ func (f *Feeder) Sort(ctx context.Context, trackingNo string) (Result, error) {
 // String is one line for a terminal.
 func (r Result) String() string {
 	d := r.Decision
-	hop := d.GetNextHop()
-	if hop == "" {
-		hop = "-"
+	s := fmt.Sprintf("%s  chute %d", r.TrackingNo, d.GetChute())
+	if d.GetChuteKind() == stationv1.ChuteKind_CHUTE_KIND_NEXT_HOP {
+		s += "  next hop " + d.GetNextHop()
+	} else {
+		s += "  " + kindName(d.GetChuteKind()) + " chute"
 	}
-	s := fmt.Sprintf("%s  chute %d (%s, next hop %s, %s)", r.TrackingNo, d.GetChute(),
-		kindName(d.GetChuteKind()), hop, sourceName(d.GetSource()))
 	if d.GetReasonCode() != "" {
 		s += "  " + d.GetReasonCode()
 	}
-	return s + "  confirmed: work order " + r.WorkOrderID
+	return s + "  (" + sourceName(d.GetSource()) + ")  confirmed: work order " + r.WorkOrderID
 }
 
 func kindName(k stationv1.ChuteKind) string {
