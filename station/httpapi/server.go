@@ -12,6 +12,7 @@ import (
 
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt/decisionlog"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/station/logging"
@@ -50,6 +51,8 @@ type Deps struct {
 	Packing  *packing.Service  // bags and handovers
 	Floor    *floor.Floor      // bags under chutes, the supervisors' live floor
 	Outbox   *workorder.Outbox // the tracking outbox, for the ops API
+	// Decisions are the belt's recorded decisions, for the per-sorter report.
+	Decisions *decisionlog.Recorder
 }
 
 // Server holds the router and its dependencies.
@@ -72,6 +75,7 @@ type Server struct {
 	packing       *packing.Service
 	floor         *floor.Floor
 	outbox        *workorder.Outbox
+	decisions     *decisionlog.Recorder
 }
 
 // New builds the HTTP edge.
@@ -90,6 +94,7 @@ func New(cfg Config, d Deps) *Server {
 		packing:       d.Packing,
 		floor:         d.Floor,
 		outbox:        d.Outbox,
+		decisions:     d.Decisions,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
 	}
 	if cfg.TerminalRequestsPerSecond > 0 {
