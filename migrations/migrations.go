@@ -32,7 +32,7 @@ func Files() fs.FS {
 // Instances run it at start, so a station down longer than the days made
 // ahead never writes before the partition job has run again.
 const EnsurePartitionsSQL = `SELECT sum(history_partitions(t, d, d + $1::int))
-	FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history']) AS t,
+	FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history', 'belt_decisions']) AS t,
 	     (SELECT (now() AT TIME ZONE 'UTC')::date) AS today (d)`
 
 // Migrator applies and inspects the embedded migrations on one database.

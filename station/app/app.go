@@ -39,6 +39,7 @@ import (
 	stationv1 "github.com/expresshub/station/proto/station/v1"
 	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/sorting/belt"
+	"github.com/expresshub/station/sorting/belt/decisionlog"
 	"github.com/expresshub/station/sorting/whatif"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/config"
@@ -90,6 +91,7 @@ type App struct {
 	floor     *floor.Floor
 	sorters   *auth.Sorters
 	sorterAPI *sorterapi.Server
+	decisions *decisionlog.Recorder
 	// The HTTP server listens from the start of New, on front, which
 	// answers the probes while the database is awaited; Run puts the API
 	// behind it.
@@ -211,7 +213,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 	})
 	a.sorting = sorting.NewService(db, router, a.shadow, a.belt)
 	a.sorters = auth.NewSorters(db, cfg.Sorter.KeyCacheTTL)
-	a.sorterAPI = sorterapi.New(a.belt, sorterapi.Config{
+	// Each belt decision's latency, lateness and source: recorded in memory
+	// on the belt's path, written in batches by a worker.
+	a.decisions = decisionlog.New(db, decisionlog.Config{
+		Buffer: cfg.Sorter.DecisionBuffer, FlushEvery: cfg.Sorter.DecisionFlush,
+		SafetyMargin: cfg.Sorter.SafetyMargin, DefaultBudget: cfg.Sorter.DefaultBudget,
+		Log: slog.New(zapslog.NewHandler(log.Named("decisions").Core())), Registerer: a.registry,
+	})
+	a.sorterAPI = sorterapi.New(a.belt, a.decisions, sorterapi.Config{
 		PerSorter: cfg.Sorter.PerSorter, Global: cfg.Sorter.Global, StreamWindow: cfg.Sorter.StreamWindow,
 		StreamBudget: cfg.Sorter.DefaultBudget, SafetyMargin: cfg.Sorter.SafetyMargin, PreSortTimeout: cfg.Sorter.PreSortTimeout,
 	}, log.Named("sorterapi"))
@@ -236,15 +245,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts Options) 
 		TerminalRequestsPerSecond: cfg.Auth.TerminalRequestsPerSecond,
 		RequestTimeout:            cfg.HTTP.RequestTimeout,
 	}, httpapi.Deps{
-		Log:      log,
-		Auth:     a.auth,
-		Limiter:  limiter,
-		Registry: a.registry,
-		Sorting:  a.sorting,
-		Releases: a.releases,
-		Packing:  a.packing,
-		Floor:    a.floor,
-		Outbox:   workorder.NewOutbox(db),
+		Log:       log,
+		Auth:      a.auth,
+		Limiter:   limiter,
+		Registry:  a.registry,
+		Sorting:   a.sorting,
+		Releases:  a.releases,
+		Packing:   a.packing,
+		Floor:     a.floor,
+		Outbox:    workorder.NewOutbox(db),
+		Decisions: a.decisions,
 		// What-if replays read the recorded history and write nothing; the
 		// belt's deadline is what the late-decision prediction holds a
 		// candidate flow to.
@@ -314,6 +324,9 @@ func (a *App) Belt() *belt.Service { return a.belt }
 
 // Floor is the sorter floor (live views, chute binds).
 func (a *App) Floor() *floor.Floor { return a.floor }
+
+// Decisions records the belt's decisions (tests flush it).
+func (a *App) Decisions() *decisionlog.Recorder { return a.decisions }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: readiness
 // and gRPC health go NOT_SERVING, listeners close, in-flight requests finish
@@ -394,6 +407,9 @@ func (a *App) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { a.shadow.Run(ctx) })
 	// The belt: invalidation signals from every instance, and its upkeep.
 	wg.Go(func() { a.belt.Run(ctx) })
+	// The belt's decisions: written every second; on stop, after the gRPC
+	// server, so the last answers are written too.
+	wg.Go(func() { a.decisions.Run(ctx) })
 	wg.Go(func() { a.floorHub.Run(ctx) })
 	// Singleton jobs (history partitions, scheduled offline reconciliation):
 	// one instance at a time, behind a lease.

@@ -68,7 +68,8 @@ func historyKeeper(db *pgxpool.Pool, cfg config.History) *history.Keeper {
 		history.Table{Name: "work_orders", Retain: r.WorkOrders},
 		history.Table{Name: "sort_results", Retain: r.SortResults},
 		history.Table{Name: "tracking_outbox", Retain: r.TrackingOutbox, Keep: workorder.OutboxKeep},
-		history.Table{Name: "parcel_state_history", Retain: r.ParcelStateHistory})
+		history.Table{Name: "parcel_state_history", Retain: r.ParcelStateHistory},
+		history.Table{Name: "belt_decisions", Retain: r.BeltDecisions})
 }
 
 // historyJob creates the coming days' partitions, drops the days past

@@ -20,7 +20,7 @@ func TestHistoryJobByAHolderThatLostItsLeaseDropsNothing(t *testing.T) {
 	db := dbtest.Pool(t)
 	// Ten days ago, past every retention of the test below.
 	if _, err := db.Exec(ctx, `SELECT history_partitions(t, (now() AT TIME ZONE 'UTC')::date - 10, (now() AT TIME ZONE 'UTC')::date - 10)
-		FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history']) AS t`); err != nil {
+		FROM unnest(ARRAY['work_orders', 'sort_results', 'tracking_outbox', 'parcel_state_history', 'belt_decisions']) AS t`); err != nil {
 		t.Fatal(err)
 	}
 	stale, err := lease.NewHolder(db, lease.Options{ID: "stale", Log: zaptest.NewLogger(t)}).TryAcquire(ctx, LeaseHistory, 10*time.Second)
@@ -38,7 +38,7 @@ func TestHistoryJobByAHolderThatLostItsLeaseDropsNothing(t *testing.T) {
 	defer func() { _ = current.Release(ctx) }()
 	cfg := config.Defaults().History
 	cfg.Retain = config.Retain{WorkOrders: 48 * time.Hour, SortResults: 48 * time.Hour, TrackingOutbox: 48 * time.Hour,
-		ParcelStateHistory: 48 * time.Hour, ScanKeys: 24 * time.Hour}
+		ParcelStateHistory: 48 * time.Hour, ScanKeys: 24 * time.Hour, BeltDecisions: 48 * time.Hour}
 	rep, err := historyKeeper(db, cfg).Run(ctx, stale.Guard)
 	if !errors.Is(err, lease.ErrLeaseLost) || len(rep.Dropped) != 0 || rep.Created != 0 {
 		t.Fatalf("stale run: %+v, %v; want nothing and ErrLeaseLost", rep, err)
@@ -52,7 +52,7 @@ func TestHistoryJobByAHolderThatLostItsLeaseDropsNothing(t *testing.T) {
 	}
 	// The current holder drops it.
 	rep, err = historyKeeper(db, cfg).Run(ctx, current.Guard)
-	if err != nil || len(rep.Dropped) != 4 {
-		t.Fatalf("current run: %+v, %v; want the four old partitions dropped", rep, err)
+	if err != nil || len(rep.Dropped) != 5 {
+		t.Fatalf("current run: %+v, %v; want the five old partitions dropped", rep, err)
 	}
 }

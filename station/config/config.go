@@ -83,6 +83,7 @@ type Retain struct {
 	TrackingOutbox     time.Duration `mapstructure:"tracking_outbox"` // a day with an undelivered event is kept
 	ParcelStateHistory time.Duration `mapstructure:"parcel_state_history"`
 	ScanKeys           time.Duration `mapstructure:"scan_keys"` // idempotency keys: longer than any retry
+	BeltDecisions      time.Duration `mapstructure:"belt_decisions"`
 }
 
 // Lease configures the leases of singleton jobs (package station/lease).
@@ -109,6 +110,11 @@ type Sorter struct {
 	// PreSortTimeout bounds a PreSort batch whatever the call's deadline,
 	// so a database that does not answer gives Unavailable, not a hang.
 	PreSortTimeout time.Duration `mapstructure:"presort_timeout"`
+	// DecisionBuffer bounds the belt decisions waiting to be written to
+	// belt_decisions; past it a decision's record is dropped (and counted),
+	// never waited for. DecisionFlush is how often they are written.
+	DecisionBuffer int           `mapstructure:"decision_buffer"`
+	DecisionFlush  time.Duration `mapstructure:"decision_flush"`
 }
 
 // Release configures gray release and shadow reconciliation.
@@ -270,7 +276,7 @@ func Defaults() Config {
 		Sorter: Sorter{PresortTTL: 12 * time.Hour, SafetyMargin: 20 * time.Millisecond, DefaultBudget: 150 * time.Millisecond,
 			Parallelism: 64, OnTheFly: 256, CacheEntries: 200000, PerSorter: 64, Global: 1024, StreamWindow: 64,
 			KeyCacheTTL: 30 * time.Second, ConfirmMaxAhead: 5 * time.Minute, ConfirmMaxAge: 7 * 24 * time.Hour,
-			PreSortTimeout: 30 * time.Second},
+			PreSortTimeout: 30 * time.Second, DecisionBuffer: 65536, DecisionFlush: time.Second},
 		Release: Release{Resync: 5 * time.Second, MinMatchRate: 0.999, MinComparisons: 1000, GuardWindow: 24 * time.Hour,
 			ShadowBudget: 64, ShadowDeadline: time.Second, NoiseEvery: 20, OfflineEvery: time.Hour, OfflineWindow: 24 * time.Hour,
 			RampEvery: 5 * time.Second, Ramp: Ramp{StepsBP: []int{100, 500, 2500, 10000}, MinStepTime: 10 * time.Minute,
@@ -281,7 +287,7 @@ func Defaults() Config {
 		OTel:  OTel{SampleRatio: 1, ServiceName: "station"},
 		History: History{Every: time.Hour, Ahead: 7, Retain: Retain{WorkOrders: 90 * 24 * time.Hour,
 			SortResults: 90 * 24 * time.Hour, TrackingOutbox: 3 * 24 * time.Hour, ParcelStateHistory: 90 * 24 * time.Hour,
-			ScanKeys: 30 * 24 * time.Hour}},
+			ScanKeys: 30 * 24 * time.Hour, BeltDecisions: 14 * 24 * time.Hour}},
 	}
 }
 
@@ -628,7 +634,7 @@ func Environ() []string { return os.Environ() }
 func (s Sorter) validate(bad func(key, reason string) error) error {
 	for key, d := range map[string]time.Duration{"sorter.presort_ttl": s.PresortTTL, "sorter.default_budget": s.DefaultBudget,
 		"sorter.key_cache_ttl": s.KeyCacheTTL, "sorter.confirm_max_ahead": s.ConfirmMaxAhead, "sorter.confirm_max_age": s.ConfirmMaxAge,
-		"sorter.presort_timeout": s.PreSortTimeout} {
+		"sorter.presort_timeout": s.PreSortTimeout, "sorter.decision_flush": s.DecisionFlush} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}
@@ -638,7 +644,7 @@ func (s Sorter) validate(bad func(key, reason string) error) error {
 	}
 	for key, n := range map[string]int{"sorter.parallelism": s.Parallelism, "sorter.on_the_fly": s.OnTheFly,
 		"sorter.cache_entries": s.CacheEntries, "sorter.per_sorter": s.PerSorter, "sorter.global": s.Global,
-		"sorter.stream_window": s.StreamWindow} {
+		"sorter.stream_window": s.StreamWindow, "sorter.decision_buffer": s.DecisionBuffer} {
 		if n < 1 {
 			return bad(key, "must be at least 1")
 		}
@@ -655,7 +661,8 @@ func (h History) validate(bad func(key, reason string) error) error {
 	}
 	for key, d := range map[string]time.Duration{"history.retain.work_orders": h.Retain.WorkOrders,
 		"history.retain.sort_results": h.Retain.SortResults, "history.retain.tracking_outbox": h.Retain.TrackingOutbox,
-		"history.retain.parcel_state_history": h.Retain.ParcelStateHistory, "history.retain.scan_keys": h.Retain.ScanKeys} {
+		"history.retain.parcel_state_history": h.Retain.ParcelStateHistory, "history.retain.scan_keys": h.Retain.ScanKeys,
+		"history.retain.belt_decisions": h.Retain.BeltDecisions} {
 		if d < 24*time.Hour {
 			return bad(key, "must be at least 24h")
 		}

@@ -36,6 +36,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("PUT /api/v1/stations/{id}/bag-limits", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.putBagLimits))
 	mux.Handle("GET /api/v1/stations/{id}/floor", s.handle(anyOperator, s.getFloor))
 	mux.Handle("GET /api/v1/stations/{id}/floor/events", s.handle(anyOperator, s.floorEvents))
+	mux.Handle("GET /api/v1/stations/{id}/sorters/decisions", s.handle(roles(auth.RoleSupervisor, auth.RoleOps), s.sorterDecisions))
 	mux.Handle("GET /api/v1/exceptions", s.handle(anyOperator, s.listReasonCodes))
 
 	// Packing and handover: every station role packs and hands over; an

@@ -12,6 +12,7 @@ import (
 
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/sorting/belt/decisionlog"
 	"github.com/expresshub/station/sorting/whatif"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/floor"
@@ -52,6 +53,8 @@ type Deps struct {
 	Floor    *floor.Floor      // bags under chutes, the supervisors' live floor
 	Outbox   *workorder.Outbox // the tracking outbox, for the ops API
 	Whatif   *whatif.Replayer  // what-if replays; nil: the route answers 404
+	// Decisions are the belt's recorded decisions, for the per-sorter report.
+	Decisions *decisionlog.Recorder
 }
 
 // Server holds the router and its dependencies.
@@ -75,6 +78,7 @@ type Server struct {
 	floor         *floor.Floor
 	outbox        *workorder.Outbox
 	whatifs       *whatif.Replayer
+	decisions     *decisionlog.Recorder
 }
 
 // New builds the HTTP edge.
@@ -94,6 +98,7 @@ func New(cfg Config, d Deps) *Server {
 		floor:         d.Floor,
 		outbox:        d.Outbox,
 		whatifs:       d.Whatif,
+		decisions:     d.Decisions,
 		operatorLimit: ratelimit.PerSecond(cfg.RequestsPerSecond),
 	}
 	if cfg.TerminalRequestsPerSecond > 0 {

@@ -94,6 +94,10 @@ var authzMatrix = map[string]authzRow{
 	"GET /api/v1/stations/{id}/floor/events": {access: "any", path: fixed("/api/v1/stations/SG-H01/floor/events"), foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/floor/events", want: []int{http.StatusForbidden}}}
 	}},
+	"GET /api/v1/stations/{id}/sorters/decisions": {access: "roles:ops,supervisor", path: fixed("/api/v1/stations/SG-H01/sorters/decisions"),
+		foreign: func(w *world) []probe {
+			return []probe{{who: "supB", method: "GET", path: "/api/v1/stations/SG-H01/sorters/decisions", want: []int{http.StatusForbidden}}}
+		}},
 	"GET /api/v1/stations/{id}/chutes": {access: "any", path: fixed("/api/v1/stations/SG-H01/chutes"), foreign: func(w *world) []probe {
 		return []probe{{who: "opB", method: "GET", path: "/api/v1/stations/SG-H01/chutes", want: []int{http.StatusForbidden}}}
 	}},

@@ -110,7 +110,7 @@ func (keys) AuthenticateSorter(_ context.Context, key string) (auth.Principal, e
 func serveGate(t *testing.T, belt Belt, cfg Config) stationv1.SorterServiceClient {
 	t.Helper()
 	g := grpcserver.New(grpcserver.Options{Log: zap.NewNop(), Auth: keys{}})
-	New(belt, cfg, zap.NewNop()).Register(g.GRPC)
+	New(belt, nil, cfg, zap.NewNop()).Register(g.GRPC)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

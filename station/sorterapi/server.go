@@ -29,6 +29,12 @@ type Belt interface {
 	Confirm(ctx context.Context, ev belt.SorterEvent) (belt.Confirmation, error)
 }
 
+// Decisions records each belt decision with its latency and lateness
+// (*decisionlog.Recorder). It must not block: it is on the belt's path.
+type Decisions interface {
+	Decided(station, sorter string, received, deadline time.Time, d belt.Decision)
+}
+
 // Config tunes the server. Zero values take the defaults in brackets.
 type Config struct {
 	// PerSorter bounds one sorter's calls in flight; an open stream counts
@@ -81,19 +87,32 @@ func (c Config) withDefaults() Config {
 // Server implements stationv1.SorterServiceServer.
 type Server struct {
 	stationv1.UnimplementedSorterServiceServer
-	belt  Belt
-	cfg   Config
-	log   *zap.Logger
-	limit *limiter
+	belt      Belt
+	decisions Decisions
+	cfg       Config
+	log       *zap.Logger
+	limit     *limiter
 
 	drainOnce sync.Once
 	draining  chan struct{}
 }
 
-// New builds the server.
-func New(belt Belt, cfg Config, log *zap.Logger) *Server {
+// New builds the server; every Resolve's decision is told to decisions
+// (nil: recorded nowhere).
+func New(belt Belt, decisions Decisions, cfg Config, log *zap.Logger) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{belt: belt, cfg: cfg, log: log, limit: newLimiter(cfg.PerSorter, cfg.Global), draining: make(chan struct{})}
+	return &Server{belt: belt, decisions: decisions, cfg: cfg, log: log, limit: newLimiter(cfg.PerSorter, cfg.Global),
+		draining: make(chan struct{})}
+}
+
+// decided records a decision answered now for a call received at received
+// with ctx's deadline.
+func (s *Server) decided(ctx context.Context, station, sorter string, received time.Time, d belt.Decision) {
+	if s.decisions == nil {
+		return
+	}
+	dl, _ := ctx.Deadline()
+	s.decisions.Decided(station, sorter, received, dl, d)
 }
 
 // Register adds the service to a gRPC server.
@@ -175,6 +194,7 @@ func (s *Server) PreSort(ctx context.Context, req *stationv1.PreSortRequest) (*s
 
 // Resolve answers one parcel's chute.
 func (s *Server) Resolve(ctx context.Context, req *stationv1.ResolveRequest) (*stationv1.ResolveResponse, error) {
+	received := time.Now() // the decision's latency counts from here
 	p, release, err := s.admit(ctx)
 	if err != nil {
 		return nil, err
@@ -192,6 +212,7 @@ func (s *Server) Resolve(ctx context.Context, req *stationv1.ResolveRequest) (*s
 	if err != nil {
 		return nil, s.toStatus(err, "tracking_no")
 	}
+	s.decided(ctx, st, p.ID, received, d)
 	return &stationv1.ResolveResponse{Decision: decisionPB(d)}, nil
 }
 
@@ -305,6 +326,7 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 		if ms := r.req.GetBudgetMs(); ms > 0 {
 			budget = time.Duration(ms) * time.Millisecond
 		}
+		received := time.Now()
 		sl := &slot{id: r.req.GetRequestId(), done: make(chan struct{})}
 		select {
 		case queue <- sl:
@@ -322,13 +344,17 @@ func (s *Server) ResolveStream(stream grpc.BidiStreamingServer[stationv1.Resolve
 				sl.d, sl.err = s.belt.Reject(mctx, st, tnRaw, sorting.ReasonInvalidTN, err.Error())
 				if sl.err != nil {
 					fail(sl.err)
+					return
 				}
+				s.decided(mctx, st, p.ID, received, sl.d)
 				return
 			}
 			sl.d, sl.err = s.belt.Resolve(mctx, st, tn)
 			if sl.err != nil {
 				fail(sl.err)
+				return
 			}
+			s.decided(mctx, st, p.ID, received, sl.d)
 		}(r.req.GetTrackingNo())
 	}
 }

@@ -206,6 +206,16 @@ func TestFloorShowsABagFillingLive(t *testing.T) {
 	if saved.Version < 2 {
 		t.Fatalf("chute map version %d after a save", saved.Version)
 	}
+
+	// The sorter's belt decisions, per sorter, once written.
+	if err := st.App.Decisions().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(chromedp.Click(chromedp.ID("decisions-reload")))
+	row := `document.querySelector('#decisions-rows tr[data-sorter="asm-floor"]')`
+	tb.wait("the sorter's decisions", row+` && `+row+`.children[1].textContent !== '0'`)
+	tb.scrollTo("decisions-section")
+	tb.shot("floor-decisions")
 }
 
 // TestTerminalBindsAChuteAndSortsIntoItsBag: at the terminal, BIND, the

@@ -2,7 +2,8 @@
 // state, the bags, open handovers and the put-aside queue, kept live by the
 // station's floor stream (server-sent events read with fetch: EventSource
 // cannot send the bearer token). Supervisors and ops also edit the chute
-// map and take chutes out of use; every role may watch.
+// map and take chutes out of use, and see each sorter's belt decisions
+// (late answers, source mix); every role may watch.
 
 import {API, roleLabel} from './api.js';
 import {$, el, clear, msg, grams, blobLink} from './dom.js';
@@ -46,7 +47,11 @@ function loggedIn(session) {
   $('login-view').hidden = true;
   $('app-view').hidden = false;
   $('editor-section').hidden = !manages();
-  if (manages()) loadMap();
+  $('decisions-section').hidden = !manages();
+  if (manages()) {
+    loadMap();
+    loadDecisions();
+  }
   start();
 }
 
@@ -261,6 +266,40 @@ async function loadMap() {
   $('map-reject').value = m.reject_chute || '';
 }
 
+function pct(x) {
+  return `${(100 * (x || 0)).toFixed(1)}%`;
+}
+
+// loadDecisions draws the per-sorter report of the belt's decisions over
+// the chosen window.
+async function loadDecisions() {
+  const from = $('decisions-window').value;
+  const a = await api.get(`/api/v1/stations/${encodeURIComponent(station())}/sorters/decisions?from=${encodeURIComponent(from)}`);
+  const rows = clear($('decisions-rows'));
+  if (!a.ok) {
+    msg($('decisions-msg'), 'bad', (a.error && a.error.message) || 'The sorter decisions did not load.');
+    return;
+  }
+  $('decisions-msg').hidden = true;
+  const sorters = a.data.sorters || [];
+  if (sorters.length === 0) {
+    rows.append(el('tr', {}, el('td', {colspan: 9, class: 'hint'}, 'No belt decisions in this window.')));
+    return;
+  }
+  for (const s of sorters) {
+    rows.append(el('tr', {'data-sorter': s.sorter_id},
+      el('td', {}, s.sorter_id),
+      el('td', {}, String(s.decisions)),
+      el('td', {class: s.late > 0 ? 'bad' : ''}, `${s.late} (${pct(s.late_rate)})`),
+      el('td', {}, pct(s.presorted_share)),
+      el('td', {}, pct(s.on_the_fly_share)),
+      el('td', {}, pct(s.fallback_share)),
+      el('td', {}, String(s.recirculated_after_late)),
+      el('td', {}, s.latency_p50_ms.toFixed(2)),
+      el('td', {}, s.latency_p99_ms.toFixed(2))));
+  }
+}
+
 function numbers(s) {
   return s.split(/[\s,]+/).filter(Boolean).map(Number);
 }
@@ -292,6 +331,8 @@ $('logout').addEventListener('click', async () => {
 });
 $('map-add').addEventListener('click', () => $('map-rows').append(mapRow()));
 $('map-reload').addEventListener('click', () => loadMap());
+$('decisions-reload').addEventListener('click', () => loadDecisions());
+$('decisions-window').addEventListener('change', () => loadDecisions());
 $('map-form').addEventListener('submit', saveMap);
 $('labels-print').addEventListener('click', () => printSheet('chutes'));
 
