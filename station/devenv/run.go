@@ -138,7 +138,7 @@ func demoSorterKey(ctx context.Context, sorters *auth.Sorters) error {
 func chooseSink(ctx context.Context, cfg *config.Config, s *sim.Simulator, out io.Writer) (stop func(), err error) {
 	js := cfg.Relay.JetStream
 	if cfg.Relay.Sink == config.SinkGRPC {
-		if err := natsAnswers(ctx, js.URL); err != nil {
+		if err := JetStreamAnswers(ctx, js.URL); err != nil {
 			fmt.Fprintf(out, "relay sink: grpc (no NATS JetStream at %s: %v)\n", config.RedactURL(js.URL), err)
 			return func() {}, nil
 		}
@@ -184,9 +184,9 @@ func ConsumeSink(ctx context.Context, cfg config.Config, s *sim.Simulator, out i
 	return func() {}, nil
 }
 
-// natsAnswers reports whether a NATS server with JetStream answers at url
-// within a second.
-func natsAnswers(ctx context.Context, url string) error {
+// JetStreamAnswers reports whether a NATS server with JetStream answers at
+// url within a second.
+func JetStreamAnswers(ctx context.Context, url string) error {
 	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.MaxReconnects(0))
 	if err != nil {
 		return err

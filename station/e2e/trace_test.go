@@ -190,12 +190,16 @@ func TestGRPCCallContinuesTheCallersTrace(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range exp.GetSpans() {
-		if s.SpanKind == trace.SpanKindServer && s.Name == "grpc.health.v1.Health/Check" {
-			if s.SpanContext.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || s.Parent.SpanID().String() != "b7ad6b7169203331" {
-				t.Fatalf("server span in trace %s under %s, want the caller's", s.SpanContext.TraceID(), s.Parent.SpanID())
+	// The server ends its span after the answer is on the wire, so the
+	// client may return first: wait for it, within a bound.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, s := range exp.GetSpans() {
+			if s.SpanKind == trace.SpanKindServer && s.Name == "grpc.health.v1.Health/Check" {
+				if s.SpanContext.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || s.Parent.SpanID().String() != "b7ad6b7169203331" {
+					t.Fatalf("server span in trace %s under %s, want the caller's", s.SpanContext.TraceID(), s.Parent.SpanID())
+				}
+				return
 			}
-			return
 		}
 	}
 	t.Fatalf("no server span for the call; spans %v", names(exp.GetSpans()))

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/expresshub/station/station/devenv"
 )
 
 // natsProc is a nats-server with JetStream of the test's own, on a free
@@ -63,7 +62,7 @@ func (n *natsProc) start() error {
 			return fmt.Errorf("nats-server exited during start-up:\n%s", tail(n.logs(), 20))
 		default:
 		}
-		if last = jetStreamAnswers(n.URL()); last == nil {
+		if last = devenv.JetStreamAnswers(context.Background(), n.URL()); last == nil {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -74,20 +73,3 @@ func (n *natsProc) start() error {
 // kill ends the server with SIGKILL, as a crash would: nothing is flushed
 // beyond what it already wrote.
 func (n *natsProc) kill() { n.signal(syscall.SIGKILL) }
-
-// jetStreamAnswers reports whether JetStream answers at url within a second.
-func jetStreamAnswers(url string) error {
-	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.MaxReconnects(0))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err = js.AccountInfo(ctx)
-	return err
-}
