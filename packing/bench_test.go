@@ -5,24 +5,35 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/expresshub/station/workorder"
 )
 
-// presort inserts sort results for n new parcels to nextHop in one COPY.
+// presort records n new parcels as sorted to nextHop, in two COPYs: their
+// sort results and their state at the station (a bag takes only a parcel
+// sorted there), as the sort's work orders would have left them.
 func (e *env) presort(tb testing.TB, n int, nextHop string) []string {
 	tb.Helper()
 	parcels := make([]string, n)
-	rows := make([][]any, n)
+	results, states := make([][]any, n), make([][]any, n)
+	now := time.Now().UTC()
 	for i := range parcels {
 		parcels[i] = e.parcel()
-		rows[i] = []any{workorder.NewID(), station, parcels[i], nextHop, int32(4), "bench", int32(1)}
+		id := workorder.NewID()
+		results[i] = []any{id, station, parcels[i], nextHop, int32(4), "bench", int32(1)}
+		states[i] = []any{station, parcels[i], int32(1), string(workorder.StateSorted), nextHop, int32(4), id, now, id, now}
 	}
-	_, err := e.db.CopyFrom(context.Background(), pgx.Identifier{"sort_results"},
-		[]string{"id", "station_id", "tracking_no", "next_hop", "chute", "flow", "flow_version"}, pgx.CopyFromRows(rows))
-	if err != nil {
+	ctx := context.Background()
+	if _, err := e.db.CopyFrom(ctx, pgx.Identifier{"sort_results"},
+		[]string{"id", "station_id", "tracking_no", "next_hop", "chute", "flow", "flow_version"}, pgx.CopyFromRows(results)); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.db.CopyFrom(ctx, pgx.Identifier{"parcel_states"},
+		[]string{"station_id", "tracking_no", "visit", "state", "next_hop", "chute", "work_order_id", "visit_started_at",
+			"visit_work_order_id", "updated_at"}, pgx.CopyFromRows(states)); err != nil {
 		tb.Fatal(err)
 	}
 	return parcels
