@@ -85,3 +85,27 @@ func TestUploadedScansWithoutAnswersAreDecidedByTheFlows(t *testing.T) {
 		t.Fatalf("no candidate: %v", err)
 	}
 }
+
+// TestAnUploadSpanningMoreThanTheWindowIsRefused: uploaded scans are a
+// window like a recorded one; two scans centuries apart are refused, not
+// replayed into a report whose times cannot be written.
+func TestAnUploadSpanningMoreThanTheWindowIsRefused(t *testing.T) {
+	r := replayer(t, sim.ProfileZero)
+	scans := []Scan{
+		{Kind: KindSort, At: t0, TrackingNo: "SG1000000001", NextHop: "SG-H02", Chute: 3},
+		{Kind: KindSort, At: t0.Add(49 * time.Hour), TrackingNo: "SG1000000002", NextHop: "SG-H02", Chute: 3},
+	}
+	chutes, err := r.sorter.Chutes().Get(context.Background(), "SG-H01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Replay(context.Background(), Input{Station: "SG-H01", Scans: scans}, Candidate{ChuteMap: &chutes.ChuteMap})
+	if !errors.Is(err, ErrWindowTooLong) {
+		t.Fatalf("err %v, want ErrWindowTooLong", err)
+	}
+	scans[1].At = t0.Add(47 * time.Hour)
+	rep, err := r.Replay(context.Background(), Input{Station: "SG-H01", Scans: scans}, Candidate{ChuteMap: &chutes.ChuteMap})
+	if err != nil || rep.Parcels != 2 {
+		t.Fatalf("within the window: %d parcels, %v", rep.Parcels, err)
+	}
+}
