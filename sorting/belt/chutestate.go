@@ -254,10 +254,12 @@ func (b *Service) ChuteHop(ctx context.Context, station string, chute int) (stri
 	return role.hop, nil
 }
 
-// ClearFullTx makes a chute ready again in the caller's transaction (a new
-// bag hangs under it); ChutesChanged spreads it after the commit.
-func (b *Service) ClearFullTx(ctx context.Context, tx pgx.Tx, station string, chute int, by string) error {
-	return setChuteTx(ctx, tx, station, chute, false, by)
+// BagHungTx records a new bag under a chute in the caller's transaction:
+// the chute is ready again, unless the bag is already at a limit (it took
+// the parcels waiting there), when it stays full. ChutesChanged spreads it
+// after the commit.
+func (b *Service) BagHungTx(ctx context.Context, tx pgx.Tx, station string, chute int, by string, bagFull bool) error {
+	return setChuteTx(ctx, tx, station, chute, bagFull, by)
 }
 
 // ChutesChanged spreads a committed chute change to every instance.

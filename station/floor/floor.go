@@ -77,7 +77,8 @@ func (f *Floor) Hub() *Hub { return f.hub }
 // Bind hangs a bag under a chute of the actor's station, as one idempotent
 // work order: the bag must be open and for the chute's next hop; parcels
 // the sorter already put into the chute go into it; the chute is ready
-// again (a full one was waiting for this new bag).
+// again (a full one was waiting for this new bag), or full when those
+// parcels alone bring the bag to a limit.
 func (f *Floor) Bind(ctx context.Context, act packing.Actor, chute int, bagID, scanID string) (workorder.Receipt[packing.ChuteBinding], error) {
 	if _, err := ident.ParseScanID(scanID); err != nil {
 		return workorder.Receipt[packing.ChuteBinding]{}, err
@@ -98,7 +99,7 @@ func (f *Floor) Bind(ctx context.Context, act packing.Actor, chute int, bagID, s
 		if err != nil {
 			return b, o, err
 		}
-		return b, o, f.belt.ClearFullTx(ctx, tx, act.StationID, chute, "bag:"+b.BagID)
+		return b, o, f.belt.BagHungTx(ctx, tx, act.StationID, chute, "bag:"+b.BagID, b.Fill.Level == packing.FillSealNow)
 	})
 	if err == nil && !r.Replayed {
 		f.belt.ChutesChanged(ctx, act.StationID)

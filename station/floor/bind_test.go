@@ -1,0 +1,50 @@
+package floor_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/expresshub/station/packing"
+	"github.com/expresshub/station/station/floor"
+	"github.com/expresshub/station/station/stationtest"
+)
+
+// TestABindThatFillsTheBagLeavesTheChuteFull: a bag bound under a chute
+// takes the parcels waiting there; when that alone brings it to a limit,
+// the chute must stay full for the belt (Resolve sends the hop elsewhere),
+// not be cleared as ready while the floor says "seal now", or the machine
+// drops one more parcel into a bag already over its limit.
+func TestABindThatFillsTheBagLeavesTheChuteFull(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	const station = "SG-H01"
+	sup := st.Login("sup1")
+	st.Do("PUT", "/api/v1/stations/"+station+"/bag-limits", sup, map[string]int{"max_parcels": 1, "max_grams": 25000}, http.StatusOK, nil)
+
+	const tn = "SG1000000001"
+	st.Do("POST", "/api/v1/receive", sup, map[string]string{"tracking_no": tn, "scan_id": "bind-full-r"}, http.StatusOK, nil)
+	var sorted struct {
+		Chute   int    `json:"chute"`
+		NextHop string `json:"next_hop"`
+	}
+	st.Do("POST", "/api/v1/sort", sup, map[string]string{"tracking_no": tn, "scan_id": "bind-full-s"}, http.StatusOK, &sorted)
+	if sorted.Chute == 0 || sorted.NextHop == "" {
+		t.Fatalf("sorted to %+v", sorted)
+	}
+	var bag packing.Bag
+	st.Do("POST", "/api/v1/bags", sup, map[string]string{"next_hop": sorted.NextHop, "scan_id": "bind-full-open"}, http.StatusCreated, &bag)
+	var bound packing.ChuteBinding
+	st.Do("PUT", "/api/v1/stations/"+station+"/chutes/"+strconv.Itoa(sorted.Chute)+"/bag", sup,
+		map[string]string{"bag_id": bag.ID, "scan_id": "bind-full-bind"}, http.StatusOK, &bound)
+	if len(bound.Added) != 1 || bound.Fill.Level != packing.FillSealNow {
+		t.Fatalf("bind: added %v, fill %+v", bound.Added, bound.Fill)
+	}
+
+	var v floor.View
+	st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)
+	c := chuteOf(v, sorted.Chute)
+	if c.Status != floor.StatusSealNow || c.State == nil || !c.State.Full {
+		t.Fatalf("chute %d after a bind that filled its bag: status %s, state %+v", sorted.Chute, c.Status, c.State)
+	}
+}
