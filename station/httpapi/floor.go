@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/workorder"
 	"go.uber.org/zap"
@@ -154,6 +156,8 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	resync := time.NewTicker(floor.Resync)
 	defer resync.Stop()
+	token, _ := bearerToken(r)
+	checked := time.Now()
 	for {
 		read := s.floor.Live
 		select {
@@ -165,6 +169,18 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-resync.C:
 			// The resync is for a signal that never came: read afresh.
 			read = s.floor.View
+		}
+		// A stream outlives the check at its start: a session logged out,
+		// expired or of an operator made inactive stops getting the floor
+		// within a resync. One check per resync, not per change, so live
+		// floors still share one read per change.
+		if time.Since(checked) >= floor.Resync {
+			checked = time.Now()
+			if _, err := s.auth.Authenticate(r.Context(), token); errors.Is(err, auth.ErrUnauthenticated) {
+				s.security.Warn("floor stream ended: session no longer valid", zap.String("request_id", requestID(r.Context())),
+					zap.String("operator", principal(r).ID), zap.String("station", station))
+				return nil
+			}
 		}
 		v, err := read(r.Context(), station)
 		if err != nil {
