@@ -270,15 +270,24 @@ func (b *Service) ChutesChanged(ctx context.Context, station string) {
 	}
 }
 
-// SetDisabled takes a chute out of use, or back: Resolve skips a disabled
-// chute like a full one.
+// SetDisabled takes a next hop's chute out of use, or any chute back:
+// Resolve skips a disabled chute like a full one.
 func (b *Service) SetDisabled(ctx context.Context, station string, chute int, disabled bool, by string) error {
 	m, err := b.router.Chutes().Get(ctx, station)
 	if err != nil {
 		return err
 	}
-	if chuteRole(m.ChuteMap, chute).kind == "" {
+	role := chuteRole(m.ChuteMap, chute)
+	if role.kind == "" {
 		return ErrInvalidSorterEvent.With(map[string]any{"chute": chute}, "chute %d is not on the chute map of %s", chute, station)
+	}
+	// The exception, overflow and reject chutes are where Resolve sends what
+	// it cannot place elsewhere: it does not skip them, so "disabled" there
+	// would be a floor state that lies while parcels keep dropping in. One
+	// disabled before this check can still be enabled.
+	if disabled && role.kind != sorting.ChuteNextHop {
+		return ErrNotANextHopChute.With(map[string]any{"chute": chute, "kind": role.kind},
+			"chute %d of %s is the %s chute, the belt's last resort; only a next hop's chute can be disabled", chute, station, role.kind)
 	}
 	_, err = b.db.Exec(ctx, `
 		INSERT INTO chute_states (station_id, chute, is_full, disabled, version, updated_by)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/expresshub/station/packing"
+	"github.com/expresshub/station/sorting"
 	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/station/stationtest"
 )
@@ -46,5 +47,45 @@ func TestABindThatFillsTheBagLeavesTheChuteFull(t *testing.T) {
 	c := chuteOf(v, sorted.Chute)
 	if c.Status != floor.StatusSealNow || c.State == nil || !c.State.Full {
 		t.Fatalf("chute %d after a bind that filled its bag: status %s, state %+v", sorted.Chute, c.Status, c.State)
+	}
+}
+
+// TestOnlyANextHopsChuteCanBeDisabled: Resolve sends exceptions, overflow
+// and rejects to their chutes whatever their state, so disabling one would
+// show "disabled" on the floor while parcels keep dropping in. It is
+// refused; a next hop's chute is disabled and enabled as before.
+func TestOnlyANextHopsChuteCanBeDisabled(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	const station = "SG-H01"
+	sup := st.Login("sup1")
+	var v floor.View
+	st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)
+	var hopChute int
+	for _, c := range v.Chutes {
+		state := "/api/v1/stations/" + station + "/chutes/" + strconv.Itoa(c.Chute) + "/state"
+		if c.Kind == sorting.ChuteNextHop {
+			hopChute = c.Chute
+			continue
+		}
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		st.Do("PUT", state, sup, map[string]bool{"disabled": true}, http.StatusBadRequest, &e)
+		if e.Error.Code != "not_a_next_hop_chute" {
+			t.Fatalf("disabling the %s chute %d: %q", c.Kind, c.Chute, e.Error.Code)
+		}
+		st.Do("PUT", state, sup, map[string]bool{"disabled": false}, http.StatusOK, nil)
+	}
+	if hopChute == 0 {
+		t.Fatal("no next hop chute on the floor")
+	}
+	state := "/api/v1/stations/" + station + "/chutes/" + strconv.Itoa(hopChute) + "/state"
+	st.Do("PUT", state, sup, map[string]bool{"disabled": true}, http.StatusOK, nil)
+	st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)
+	if c := chuteOf(v, hopChute); c.Status != floor.StatusDisabled {
+		t.Fatalf("the disabled next hop chute shows %s", c.Status)
 	}
 }
