@@ -262,6 +262,12 @@ func (b *Service) BagHungTx(ctx context.Context, tx pgx.Tx, station string, chut
 	return setChuteTx(ctx, tx, station, chute, bagFull, by)
 }
 
+// SetFull records a chute full or ready on its own (the floor refitting a
+// chute to its bag); ChutesChanged spreads it.
+func (b *Service) SetFull(ctx context.Context, station string, chute int, full bool, by string) error {
+	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error { return setChuteTx(ctx, tx, station, chute, full, by) })
+}
+
 // ChutesChanged spreads a committed chute change to every instance.
 func (b *Service) ChutesChanged(ctx context.Context, station string) {
 	b.chutesChanged(ctx, station)

@@ -89,3 +89,51 @@ func TestOnlyANextHopsChuteCanBeDisabled(t *testing.T) {
 		t.Fatalf("the disabled next hop chute shows %s", c.Status)
 	}
 }
+
+// TestAChuteFollowsItsBagWhenTheLimitsOrItsContentsChange: a supervisor
+// who raises the bag limits, or takes a parcel out of the bag, frees a
+// chute its bag had filled: it must not stay full (the belt sending its hop
+// to overflow, the floor saying "full" under a bag with room). Lowering the
+// limits under a bag's contents makes its chute full.
+func TestAChuteFollowsItsBagWhenTheLimitsOrItsContentsChange(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	const station = "SG-H01"
+	sup := st.Login("sup1")
+	limits := func(n int) {
+		st.Do("PUT", "/api/v1/stations/"+station+"/bag-limits", sup, map[string]int{"max_parcels": n, "max_grams": 1_000_000}, http.StatusOK, nil)
+	}
+	chute := func(n int) floor.Chute {
+		var v floor.View
+		st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)
+		return chuteOf(v, n)
+	}
+	limits(1)
+	const tn = "SG1000000001"
+	st.Do("POST", "/api/v1/receive", sup, map[string]string{"tracking_no": tn, "scan_id": "refit-r"}, http.StatusOK, nil)
+	var sorted struct {
+		Chute   int    `json:"chute"`
+		NextHop string `json:"next_hop"`
+	}
+	st.Do("POST", "/api/v1/sort", sup, map[string]string{"tracking_no": tn, "scan_id": "refit-s"}, http.StatusOK, &sorted)
+	var bag packing.Bag
+	st.Do("POST", "/api/v1/bags", sup, map[string]string{"next_hop": sorted.NextHop, "scan_id": "refit-open"}, http.StatusCreated, &bag)
+	st.Do("PUT", "/api/v1/stations/"+station+"/chutes/"+strconv.Itoa(sorted.Chute)+"/bag", sup,
+		map[string]string{"bag_id": bag.ID, "scan_id": "refit-bind"}, http.StatusOK, nil)
+	if c := chute(sorted.Chute); c.State == nil || !c.State.Full {
+		t.Fatalf("a bag at its limit: chute %+v", c.State)
+	}
+
+	limits(5)
+	if c := chute(sorted.Chute); c.Status != floor.StatusReady || c.State == nil || c.State.Full {
+		t.Fatalf("limits raised over the bag: status %s, state %+v", c.Status, c.State)
+	}
+	limits(1)
+	if c := chute(sorted.Chute); c.State == nil || !c.State.Full {
+		t.Fatalf("limits lowered to the bag: state %+v", c.State)
+	}
+	st.Do("DELETE", "/api/v1/bags/"+bag.ID+"/items/"+tn+"?scan_id=refit-remove", sup, nil, http.StatusOK, nil)
+	if c := chute(sorted.Chute); c.State == nil || c.State.Full {
+		t.Fatalf("its parcel taken out: status %s, state %+v", c.Status, c.State)
+	}
+}

@@ -98,9 +98,22 @@ func (s *Server) putBagLimits(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.refit(r)
 	s.floor.Hub().Changed(principal(r).StationID)
 	writeJSON(w, http.StatusOK, l)
 	return nil
+}
+
+// refit lets the station's chutes follow their bags after the limits or a
+// bag's contents changed. The change itself is done; a chute left as it was
+// is what the floor already showed, so a failure is logged, not answered.
+func (s *Server) refit(r *http.Request) {
+	if s.floor == nil {
+		return
+	}
+	if err := s.floor.Refit(r.Context(), principal(r).StationID); err != nil {
+		s.log.Warn("floor refit", zap.String("request_id", requestID(r.Context())), zap.Error(err))
+	}
 }
 
 // getFloor is the station's floor as JSON.
