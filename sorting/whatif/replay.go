@@ -273,6 +273,9 @@ func (r *Replayer) replay(ctx context.Context, in Input, c Candidate) (Report, e
 	}
 	scans := in.Scans
 	if scans == nil {
+		if in.From.IsZero() || in.To.IsZero() {
+			return Report{}, ErrInvalidWindow.With(nil, "from and to are required (RFC 3339), or upload the scans as NDJSON")
+		}
 		if !in.To.After(in.From) {
 			return Report{}, ErrInvalidWindow.With(nil, "to must be after from")
 		}

@@ -3,6 +3,7 @@ package whatif
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +108,21 @@ func TestAnUploadSpanningMoreThanTheWindowIsRefused(t *testing.T) {
 	rep, err := r.Replay(context.Background(), Input{Station: "SG-H01", Scans: scans}, Candidate{ChuteMap: &chutes.ChuteMap})
 	if err != nil || rep.Parcels != 2 {
 		t.Fatalf("within the window: %d parcels, %v", rep.Parcels, err)
+	}
+}
+
+// TestAWindowWithoutItsEndsSaysTheyAreRequired: a request that leaves out
+// from or to is told so, not that "to must be after from".
+func TestAWindowWithoutItsEndsSaysTheyAreRequired(t *testing.T) {
+	r := replayer(t, sim.ProfileZero)
+	for name, in := range map[string]Input{
+		"neither": {Station: "SG-H01"},
+		"no to":   {Station: "SG-H01", From: t0},
+		"no from": {Station: "SG-H01", To: t0},
+	} {
+		_, err := r.Replay(context.Background(), in, Candidate{Flow: &FlowRef{Name: "full", Version: 1}})
+		if !errors.Is(err, ErrInvalidWindow) || !strings.Contains(err.Error(), "required") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
