@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +190,11 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 		// floors still share one read per change.
 		if time.Since(checked) >= floor.Resync {
 			checked = time.Now()
-			if _, err := s.auth.Authenticate(r.Context(), token); errors.Is(err, auth.ErrUnauthenticated) {
+			// The stream has no request deadline; the check gets its own.
+			actx, cancel := context.WithTimeout(r.Context(), floor.Resync)
+			_, err := s.auth.Authenticate(actx, token)
+			cancel()
+			if errors.Is(err, auth.ErrUnauthenticated) {
 				s.security.Warn("floor stream ended: session no longer valid", zap.String("request_id", requestID(r.Context())),
 					zap.String("operator", principal(r).ID), zap.String("station", station))
 				return nil
