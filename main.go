@@ -276,7 +276,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			"fit `station dev`, which registers the sorter asm-demo and writes its key to " + devenv.DemoSorterKeyFile + ".",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := os.ReadFile(feedKeyFile)
+			key, err := readFileLimited(feedKeyFile, maxKeyFile)
 			if err != nil {
 				return fmt.Errorf("sorter key: %w (start `station dev`, or pass --key-file with a key from `station sorter add`)", err)
 			}
@@ -348,7 +348,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		Short: "Compile a flow config and publish it as the next version of its flow; running instances pick it up",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := os.ReadFile(args[0])
+			src, err := readFileLimited(args[0], maxFlowFile)
 			if err != nil {
 				return err
 			}

@@ -51,7 +51,7 @@ func whatifCmd(run func(cmd *cobra.Command, in whatif.Input, c whatif.Candidate)
 				}
 			}
 			if chuteMap != "" {
-				raw, err := os.ReadFile(chuteMap)
+				raw, err := readFileLimited(chuteMap, maxChuteMapFile)
 				if err != nil {
 					return err
 				}

@@ -153,6 +153,13 @@ func (s *Service) BindTx(ctx context.Context, tx *workorder.Tx, operator string,
 	}
 	switch {
 	case there == b.ID:
+		// Nothing is written: no work order to name, and the fill is the
+		// bag's as it hangs, so the floor is not told it is empty.
+		l, err := s.Limits(ctx, tx, tx.StationID)
+		if err != nil {
+			return ChuteBinding{}, workorder.Order{}, err
+		}
+		res.WorkOrderID, res.Fill = "", FillOf(b.ItemCount, b.ContentsG, l)
 		return ChuteBinding{}, workorder.Order{}, &workorder.Repeat[ChuteBinding]{Value: res}
 	case there != "":
 		return ChuteBinding{}, workorder.Order{}, ErrChuteHasBag.With(map[string]any{"chute": chute, "bag_id": there},

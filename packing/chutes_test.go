@@ -164,3 +164,27 @@ func TestFillOf(t *testing.T) {
 		}
 	}
 }
+
+// TestBindingTheBagAlreadyThereAnswersItsRealFill: a supervisor who scans
+// the bag under its chute again (a new scan id) is told how full it is,
+// not an empty fill with no level, and is given no work order that was
+// never written.
+func TestBindingTheBagAlreadyThereAnswersItsRealFill(t *testing.T) {
+	e := newEnv(t)
+	e.atChute(5, e.parcel(), hop, 1200)
+	b := e.open(hop)
+	first, err := e.bind(5, hop, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.bind(5, hop, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Fill != first.Fill || again.Fill.Level != packing.FillOK || again.Fill.Parcels != 1 {
+		t.Fatalf("fill again %+v, first %+v", again.Fill, first.Fill)
+	}
+	if again.WorkOrderID != "" || len(again.Added) != 0 {
+		t.Fatalf("a repeat names work order %q and adds %v", again.WorkOrderID, again.Added)
+	}
+}

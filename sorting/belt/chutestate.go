@@ -254,10 +254,18 @@ func (b *Service) ChuteHop(ctx context.Context, station string, chute int) (stri
 	return role.hop, nil
 }
 
-// ClearFullTx makes a chute ready again in the caller's transaction (a new
-// bag hangs under it); ChutesChanged spreads it after the commit.
-func (b *Service) ClearFullTx(ctx context.Context, tx pgx.Tx, station string, chute int, by string) error {
-	return setChuteTx(ctx, tx, station, chute, false, by)
+// BagHungTx records a new bag under a chute in the caller's transaction:
+// the chute is ready again, unless the bag is already at a limit (it took
+// the parcels waiting there), when it stays full. ChutesChanged spreads it
+// after the commit.
+func (b *Service) BagHungTx(ctx context.Context, tx pgx.Tx, station string, chute int, by string, bagFull bool) error {
+	return setChuteTx(ctx, tx, station, chute, bagFull, by)
+}
+
+// SetFull records a chute full or ready on its own (the floor refitting a
+// chute to its bag); ChutesChanged spreads it.
+func (b *Service) SetFull(ctx context.Context, station string, chute int, full bool, by string) error {
+	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error { return setChuteTx(ctx, tx, station, chute, full, by) })
 }
 
 // ChutesChanged spreads a committed chute change to every instance.
@@ -268,15 +276,24 @@ func (b *Service) ChutesChanged(ctx context.Context, station string) {
 	}
 }
 
-// SetDisabled takes a chute out of use, or back: Resolve skips a disabled
-// chute like a full one.
+// SetDisabled takes a next hop's chute out of use, or any chute back:
+// Resolve skips a disabled chute like a full one.
 func (b *Service) SetDisabled(ctx context.Context, station string, chute int, disabled bool, by string) error {
 	m, err := b.router.Chutes().Get(ctx, station)
 	if err != nil {
 		return err
 	}
-	if chuteRole(m.ChuteMap, chute).kind == "" {
+	role := chuteRole(m.ChuteMap, chute)
+	if role.kind == "" {
 		return ErrInvalidSorterEvent.With(map[string]any{"chute": chute}, "chute %d is not on the chute map of %s", chute, station)
+	}
+	// The exception, overflow and reject chutes are where Resolve sends what
+	// it cannot place elsewhere: it does not skip them, so "disabled" there
+	// would be a floor state that lies while parcels keep dropping in. One
+	// disabled before this check can still be enabled.
+	if disabled && role.kind != sorting.ChuteNextHop {
+		return ErrNotANextHopChute.With(map[string]any{"chute": chute, "kind": role.kind},
+			"chute %d of %s is the %s chute, the belt's last resort; only a next hop's chute can be disabled", chute, station, role.kind)
 	}
 	_, err = b.db.Exec(ctx, `
 		INSERT INTO chute_states (station_id, chute, is_full, disabled, version, updated_by)

@@ -273,6 +273,9 @@ func (r *Replayer) replay(ctx context.Context, in Input, c Candidate) (Report, e
 	}
 	scans := in.Scans
 	if scans == nil {
+		if in.From.IsZero() || in.To.IsZero() {
+			return Report{}, ErrInvalidWindow.With(nil, "from and to are required (RFC 3339), or upload the scans as NDJSON")
+		}
 		if !in.To.After(in.From) {
 			return Report{}, ErrInvalidWindow.With(nil, "to must be after from")
 		}
@@ -291,6 +294,12 @@ func (r *Replayer) replay(ctx context.Context, in Input, c Candidate) (Report, e
 	from, to := in.From, in.To
 	if in.Scans != nil && len(scans) > 0 {
 		from, to = scans[0].At, scans[len(scans)-1].At.Add(time.Second)
+		// An upload is a window too: the same bound keeps its fill series
+		// meaningful and its times within what the report can carry.
+		if to.Sub(from) > r.cfg.MaxWindow {
+			return Report{}, ErrWindowTooLong.With(map[string]any{"max_hours": r.cfg.MaxWindow.Hours()},
+				"the uploaded scans span more than %s", r.cfg.MaxWindow)
+		}
 	}
 	limits := BagLimits{MaxParcels: 60, MaxGrams: 25_000}
 	if r.limits != nil {

@@ -3,6 +3,7 @@ package whatif
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,45 @@ func TestUploadedScansWithoutAnswersAreDecidedByTheFlows(t *testing.T) {
 	}
 	if _, err := r.Replay(context.Background(), Input{Station: "SG-H01", Scans: unanswered(1)}, Candidate{}); !errors.Is(err, ErrNothingToReplay) {
 		t.Fatalf("no candidate: %v", err)
+	}
+}
+
+// TestAnUploadSpanningMoreThanTheWindowIsRefused: uploaded scans are a
+// window like a recorded one; two scans centuries apart are refused, not
+// replayed into a report whose times cannot be written.
+func TestAnUploadSpanningMoreThanTheWindowIsRefused(t *testing.T) {
+	r := replayer(t, sim.ProfileZero)
+	scans := []Scan{
+		{Kind: KindSort, At: t0, TrackingNo: "SG1000000001", NextHop: "SG-H02", Chute: 3},
+		{Kind: KindSort, At: t0.Add(49 * time.Hour), TrackingNo: "SG1000000002", NextHop: "SG-H02", Chute: 3},
+	}
+	chutes, err := r.sorter.Chutes().Get(context.Background(), "SG-H01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Replay(context.Background(), Input{Station: "SG-H01", Scans: scans}, Candidate{ChuteMap: &chutes.ChuteMap})
+	if !errors.Is(err, ErrWindowTooLong) {
+		t.Fatalf("err %v, want ErrWindowTooLong", err)
+	}
+	scans[1].At = t0.Add(47 * time.Hour)
+	rep, err := r.Replay(context.Background(), Input{Station: "SG-H01", Scans: scans}, Candidate{ChuteMap: &chutes.ChuteMap})
+	if err != nil || rep.Parcels != 2 {
+		t.Fatalf("within the window: %d parcels, %v", rep.Parcels, err)
+	}
+}
+
+// TestAWindowWithoutItsEndsSaysTheyAreRequired: a request that leaves out
+// from or to is told so, not that "to must be after from".
+func TestAWindowWithoutItsEndsSaysTheyAreRequired(t *testing.T) {
+	r := replayer(t, sim.ProfileZero)
+	for name, in := range map[string]Input{
+		"neither": {Station: "SG-H01"},
+		"no to":   {Station: "SG-H01", From: t0},
+		"no from": {Station: "SG-H01", To: t0},
+	} {
+		_, err := r.Replay(context.Background(), in, Candidate{Flow: &FlowRef{Name: "full", Version: 1}})
+		if !errors.Is(err, ErrInvalidWindow) || !strings.Contains(err.Error(), "required") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

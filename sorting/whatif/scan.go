@@ -48,6 +48,12 @@ var (
 	ErrInvalidWindow = fault.New(fault.Invalid, "invalid_window", "the replay window is invalid")
 )
 
+// minAt and maxAt bound a scan's time: any real scan is well inside.
+var (
+	minAt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxAt = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // maxLine bounds one NDJSON line: a scan is a few hundred bytes.
 const maxLine = 4096
 
@@ -103,6 +109,11 @@ func parseLine(raw []byte) (Scan, error) {
 	}
 	if s.At.IsZero() {
 		return Scan{}, errors.New("at is required (RFC 3339)")
+	}
+	if s.At.Before(minAt) || !s.At.Before(maxAt) {
+		// A time near year 9999 cannot be written back as RFC 3339 once the
+		// window's end is a second past it: the report could not be sent.
+		return Scan{}, fmt.Errorf("at %s is not between %s and %s", s.At.Format(time.RFC3339), minAt.Format(time.DateOnly), maxAt.Format(time.DateOnly))
 	}
 	tn, err := ident.ParseTrackingNo(s.TrackingNo)
 	if err != nil {

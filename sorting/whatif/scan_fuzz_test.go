@@ -36,6 +36,8 @@ func TestParseNDJSONRefusesABadLineWithItsNumber(t *testing.T) {
 		"confirm":   `{"kind":"confirm","at":"2026-12-07T08:00:00Z","tracking_no":"SG1000000001"}`,
 		"two":       `{"kind":"sort","at":"2026-12-07T08:00:00Z","tracking_no":"SG1000000001"} {}`,
 		"not json":  `kind=sort`,
+		"year 9999": `{"kind":"sort","at":"9999-12-31T23:59:59Z","tracking_no":"SG1000000001"}`,
+		"year 1":    `{"kind":"sort","at":"0001-01-01T00:00:01Z","tracking_no":"SG1000000001"}`,
 		"long line": `{"kind":"sort","at":"2026-12-07T08:00:00Z","tracking_no":"SG1000000001","flow":"` + strings.Repeat("x", 5000) + `"}`,
 	} {
 		_, err := ParseNDJSON(strings.NewReader("\n"+in+"\n"), 10)

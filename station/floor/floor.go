@@ -77,7 +77,8 @@ func (f *Floor) Hub() *Hub { return f.hub }
 // Bind hangs a bag under a chute of the actor's station, as one idempotent
 // work order: the bag must be open and for the chute's next hop; parcels
 // the sorter already put into the chute go into it; the chute is ready
-// again (a full one was waiting for this new bag).
+// again (a full one was waiting for this new bag), or full when those
+// parcels alone bring the bag to a limit.
 func (f *Floor) Bind(ctx context.Context, act packing.Actor, chute int, bagID, scanID string) (workorder.Receipt[packing.ChuteBinding], error) {
 	if _, err := ident.ParseScanID(scanID); err != nil {
 		return workorder.Receipt[packing.ChuteBinding]{}, err
@@ -98,12 +99,48 @@ func (f *Floor) Bind(ctx context.Context, act packing.Actor, chute int, bagID, s
 		if err != nil {
 			return b, o, err
 		}
-		return b, o, f.belt.ClearFullTx(ctx, tx, act.StationID, chute, "bag:"+b.BagID)
+		return b, o, f.belt.BagHungTx(ctx, tx, act.StationID, chute, "bag:"+b.BagID, b.Fill.Level == packing.FillSealNow)
 	})
 	if err == nil && !r.Replayed {
 		f.belt.ChutesChanged(ctx, act.StationID)
 	}
 	return r, err
+}
+
+// Refit makes the full flag of each chute with a bag follow that bag
+// against the station's limits as they are now. Raising the limits, or a
+// parcel taken out of a bag, leaves a chute its bag had filled ready again
+// (the belt sent its hop elsewhere for nothing); lowering them makes a
+// chute whose bag is now at a limit full. A chute the machine itself
+// reported full is not cleared here.
+func (f *Floor) Refit(ctx context.Context, station string) error {
+	bags, _, err := f.packing.ChuteBags(ctx, station)
+	if err != nil {
+		return err
+	}
+	states, err := f.belt.ChuteStates(ctx, station)
+	if err != nil {
+		return err
+	}
+	byChute := make(map[int]belt.ChuteState, len(states))
+	for _, st := range states {
+		byChute[st.Chute] = st
+	}
+	changed := false
+	for _, b := range bags {
+		full, st, by := b.Fill.Level == packing.FillSealNow, byChute[b.Chute], "bag:"+b.BagID
+		if full == st.Full || !full && st.UpdatedBy != by {
+			continue
+		}
+		if err := f.belt.SetFull(ctx, station, b.Chute, full, by); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		f.belt.ChutesChanged(ctx, station)
+	}
+	return nil
 }
 
 // Unbind takes the bag down from a chute (it stays open, for a hand scan

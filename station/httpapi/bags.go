@@ -111,6 +111,9 @@ func (s *Server) removeBagItem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.packingErr(r, err)
 	}
+	if !rc.Replayed {
+		s.refit(r) // a bag under a chute may be below its limit again
+	}
 	writeReceipt(w, http.StatusOK, rc)
 	return nil
 }

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -123,10 +125,20 @@ func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err err
 	writeJSON(w, apiErr.Status, errorBody{Error: errorPayload{Code: apiErr.Code, Message: apiErr.Message, Details: apiErr.Details}})
 }
 
+// writeJSON encodes v before the status goes out: a value that cannot be
+// encoded (a time past year 9999, a NaN) is a 500 with an error body, never
+// a 200 with an empty one the client takes for an answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":{"code":"internal","message":"internal error: the answer could not be encoded"}}`+"\n")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // writeRawJSON writes a stored response body exactly as it was first sent.

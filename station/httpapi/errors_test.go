@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/expresshub/station/fault"
 	"github.com/expresshub/station/ident"
@@ -184,5 +185,18 @@ func TestDomainErrorsKeepTheirStatusAndCode(t *testing.T) {
 	*ret = &sorting.GuardError{MatchRate: 0.5, Comparisons: 10, MinMatchRate: 0.999, MinComparisons: 1000}
 	if _, body := get(); body.Error.Details["comparisons"] != float64(10) || body.Error.Details["min_match_rate"] != 0.999 {
 		t.Errorf("guard details %v", body.Error.Details)
+	}
+}
+
+// TestAnAnswerThatCannotBeEncodedIsA500NotAnEmpty200: a value JSON cannot
+// carry (here a time past year 9999, as a what-if report's window end once
+// was) must not go out as 200 with an empty body, which a client takes for
+// an answer.
+func TestAnAnswerThatCannotBeEncodedIsA500NotAnEmpty200(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeJSON(rec, http.StatusOK, map[string]any{"to": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	var body errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusInternalServerError || body.Error.Code != "internal" {
+		t.Fatalf("%d %q: %v", rec.Code, rec.Body.String(), err)
 	}
 }

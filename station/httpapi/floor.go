@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/expresshub/station/packing"
 	"github.com/expresshub/station/sorting"
+	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/floor"
 	"github.com/expresshub/station/workorder"
 	"go.uber.org/zap"
@@ -96,9 +99,22 @@ func (s *Server) putBagLimits(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.refit(r)
 	s.floor.Hub().Changed(principal(r).StationID)
 	writeJSON(w, http.StatusOK, l)
 	return nil
+}
+
+// refit lets the station's chutes follow their bags after the limits or a
+// bag's contents changed. The change itself is done; a chute left as it was
+// is what the floor already showed, so a failure is logged, not answered.
+func (s *Server) refit(r *http.Request) {
+	if s.floor == nil {
+		return
+	}
+	if err := s.floor.Refit(r.Context(), principal(r).StationID); err != nil {
+		s.log.Warn("floor refit", zap.String("request_id", requestID(r.Context())), zap.Error(err))
+	}
 }
 
 // getFloor is the station's floor as JSON.
@@ -154,6 +170,8 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	resync := time.NewTicker(floor.Resync)
 	defer resync.Stop()
+	token, _ := bearerToken(r)
+	checked := time.Now()
 	for {
 		read := s.floor.Live
 		select {
@@ -165,6 +183,22 @@ func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-resync.C:
 			// The resync is for a signal that never came: read afresh.
 			read = s.floor.View
+		}
+		// A stream outlives the check at its start: a session logged out,
+		// expired or of an operator made inactive stops getting the floor
+		// within a resync. One check per resync, not per change, so live
+		// floors still share one read per change.
+		if time.Since(checked) >= floor.Resync {
+			checked = time.Now()
+			// The stream has no request deadline; the check gets its own.
+			actx, cancel := context.WithTimeout(r.Context(), floor.Resync)
+			_, err := s.auth.Authenticate(actx, token)
+			cancel()
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				s.security.Warn("floor stream ended: session no longer valid", zap.String("request_id", requestID(r.Context())),
+					zap.String("operator", principal(r).ID), zap.String("station", station))
+				return nil
+			}
 		}
 		v, err := read(r.Context(), station)
 		if err != nil {

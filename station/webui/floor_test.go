@@ -190,6 +190,15 @@ func TestFloorShowsABagFillingLive(t *testing.T) {
 		t.Fatalf("chute label %q, want %q", got, code)
 	}
 
+	// Only a next hop's chute has the button: the exception chute takes
+	// what the belt cannot place elsewhere, whatever its state.
+	if n := eval[int](tb, `document.querySelectorAll('#chutes [data-status] [data-toggle]').length`); n == 0 {
+		t.Fatal("no chute can be disabled")
+	}
+	if got := eval[string](tb, `[...document.querySelectorAll('#chutes article.chute')].filter(a => a.querySelector('[data-toggle]') && a.querySelector('.hop').textContent.match(/exception|overflow|reject/i)).map(a => a.dataset.chute).join(',')`); got != "" {
+		t.Fatalf("last-resort chutes %s offer Disable", got)
+	}
+
 	// A supervisor takes the chute out of use, and Resolve skips it.
 	tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#chutes [data-toggle="%d"]`, chute))))
 	tb.wait("the disabled chute", sel+`.dataset.status === 'disabled'`)

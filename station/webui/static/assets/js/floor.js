@@ -156,7 +156,9 @@ function drawChutes(v) {
       c.waiting && c.waiting.length ? el('p', {class: 'waiting'}, `${c.waiting.length} waiting, not bagged: `,
         el('span', {class: 'mono'}, c.waiting.slice(0, 5).map((p) => `${p.tracking_no} (${p.reason.replaceAll('_', ' ')})`).join(' ')),
         c.waiting.length > 5 ? ' …' : '') : null,
-      manages() ? el('button', {type: 'button', class: 'small secondary', dataset: {toggle: c.chute},
+      // Only a next hop's chute can be taken out of use: the belt sends what
+      // it cannot place elsewhere to the others whatever their state.
+      manages() && (c.kind === 'next_hop' || c.status === 'disabled') ? el('button', {type: 'button', class: 'small secondary', dataset: {toggle: c.chute},
         onclick: () => setDisabled(c.chute, c.status !== 'disabled')}, c.status === 'disabled' ? 'Enable' : 'Disable') : null);
     // The CSP forbids inline styles in markup, not styles set from script.
     const bar = card.querySelector('.fill > span');
