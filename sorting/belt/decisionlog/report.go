@@ -68,12 +68,20 @@ func (r *Recorder) Report(ctx context.Context, station string, from, to time.Tim
 		    FROM belt_decisions
 		   WHERE station_id = $1 AND decided_at >= $2 AND decided_at < $3
 		     AND recorded_at >= $2 AND recorded_at < $3 + $4::interval
+		), again AS MATERIALIZED (
+		  -- The later decisions of the parcels answered late, in one pass
+		  -- over the window and the hour after it (no index per parcel:
+		  -- the table takes a row per Resolve and is kept cheap to write).
+		  SELECT n.tracking_no, n.decided_at
+		    FROM belt_decisions n
+		   WHERE n.station_id = $1 AND n.decided_at > $2 AND n.decided_at < $3 + $4::interval
+		     AND n.recorded_at >= $2 AND n.recorded_at < $3 + 2 * $4::interval
+		     AND n.tracking_no IN (SELECT tracking_no FROM d WHERE late)
 		), r AS (
 		  SELECT d.*, CASE WHEN NOT d.late THEN false ELSE
-		           EXISTS (SELECT 1 FROM belt_decisions n
-		                    WHERE n.station_id = $1 AND n.tracking_no = d.tracking_no
-		                      AND n.decided_at > d.decided_at AND n.decided_at <= d.decided_at + $4::interval
-		                      AND n.recorded_at >= d.decided_at)
+		           EXISTS (SELECT 1 FROM again n
+		                    WHERE n.tracking_no = d.tracking_no
+		                      AND n.decided_at > d.decided_at AND n.decided_at <= d.decided_at + $4::interval)
 		        OR EXISTS (SELECT 1 FROM sorter_confirms c
 		                    WHERE c.station_id = $1 AND c.tracking_no = d.tracking_no AND c.outcome = 'recirculated'
 		                      AND c.created_at >= d.decided_at AND c.created_at <= d.decided_at + $4::interval)
