@@ -241,7 +241,7 @@ func render(tests []*testResult, fuzz []fuzzResult, fuzztime, fleet time.Duratio
 		}
 		w("| %s | %s | %.1fs | %s |\n", t.name, verdict(t.action), t.elapsed, cell(strings.Join(t.figures, "<br>")))
 	}
-	w("\n## Degradation (issues 17 and 19)\n\nEach promise and the test that holds it, with its figures; a promise whose test did not run is marked missing.\n\n")
+	w("\n## Degradation and state (issues 17, 19 and 21)\n\nEach promise and the test that holds it, with its figures; a promise whose test did not run is marked missing.\n\n")
 	w("| promise | test | result | figures |\n| --- | --- | --- | --- |\n")
 	for _, p := range promised {
 		res, figs := "**missing**", ""
@@ -320,7 +320,7 @@ var domainFuzz = []struct{ pkg, name string }{
 	{"./dag", "FuzzConfigRoundTrip"},
 }
 
-// promised are the rows issues 17 and 19 ask of this report: each promise, the
+// promised are the rows issues 17, 19 and 21 ask of this report: each promise, the
 // test that holds it (pkg empty: the suite's own) and its figures.
 var promised = []struct{ what, pkg, test string }{
 	{"the belt with PostgreSQL cut: pre-sorted resolves answered with their chute against resolves asked, Unavailable = 0", "", "TestBeltServesPresortedChutesWithPostgresCut"},
@@ -329,6 +329,7 @@ var promised = []struct{ what, pkg, test string }{
 	{"readiness with Redis down: ready, degraded in the body and the gauge", "", "TestReadinessWithRedisDownIsDegradedNotUnready"},
 	{"while serve waits for its database: /healthz 200, /readyz 503", "./station/app", "TestServeAnswersProbesWhileItWaitsForTheDatabase"},
 	{"the chute map: the last good one while PostgreSQL is out, never a wait once read", "./sorting", "TestChuteStoreNeverWaitsForAHungDatabase"},
+	{"the parcel-state matrix under concurrent operators: two terminals acting on one parcel at once, hundreds of times; no 5xx, every visit a way the matrix allows with no step skipped, every state agreeing with the bags", "", "TestParcelStateUnderConcurrentOperators"},
 	{"the fleet with relay.sink jetstream, NATS links faulted and nats-server killed and restarted: lost 0, duplicated 0, each parcel's order kept in the stream and at the order center, the NATS faults listed", "", "TestFleetJetStreamFaultsAndLoad"},
 }
 
