@@ -29,7 +29,7 @@ const statePairs = 120
 func TestParcelStateUnderConcurrentOperators(t *testing.T) {
 	t.Parallel()
 	st := stationtest.Start(t, stationtest.Options{Config: func(c *config.Config) {
-		c.Floor.BagMaxParcels, c.Floor.BagMaxGrams = 10000, 1 << 30 // the bags' limits are not under test
+		c.Floor.BagMaxParcels, c.Floor.BagMaxGrams = 10000, 1<<30 // the bags' limits are not under test
 	}})
 	a, b := st.Login("op1"), st.Login("sup1") // two terminals of one station
 	parcels := viaParcels(t, st.Sim.Fixtures(), "SG-H01", statePairs)
