@@ -159,8 +159,16 @@ func printReport(out io.Writer, rep whatif.Report) error {
 		fmt.Fprintf(out, "  %s  %s  %s → %s\n", d.TrackingNo, d.At.UTC().Format("15:04:05"), outcomeText(d.Actual), outcomeText(d.Candidate))
 	}
 	if l := rep.Late; l != nil {
-		fmt.Fprintf(out, "\nlate decisions, flow %s@%d: critical path %.1f ms (%s) against the belt's %.0f ms; predicted late %.1f%% (over %d recorded traces)\n",
-			l.Flow.Name, l.Flow.Version, l.CriticalPathMs, strings.Join(l.CriticalPath, " → "), l.DeadlineMs, 100*l.PredictedLate, l.Samples)
+		fmt.Fprintf(out, "\nlate decisions, flow %s@%d: critical path %.1f ms (%s) against the belt's %.0f ms; ",
+			l.Flow.Name, l.Flow.Version, l.CriticalPathMs, strings.Join(l.CriticalPath, " → "), l.DeadlineMs)
+		switch {
+		case l.Samples > 0:
+			fmt.Fprintf(out, "predicted late %.1f%% (over %d recorded traces)\n", 100*l.PredictedLate, l.Samples)
+		case l.CriticalPastLine:
+			fmt.Fprintln(out, "no recorded traces of this flow; with every step at its timeout it would be late")
+		default:
+			fmt.Fprintln(out, "no recorded traces of this flow; even with every step at its timeout it would be in time")
+		}
 	}
 	return nil
 }

@@ -54,6 +54,11 @@ func TestWhatifCommandReplaysAnUploadAgainstACandidate(t *testing.T) {
 	if !strings.Contains(out.String(), "5 parcels (0 recorded answers, 5 rerun)") || !strings.Contains(out.String(), "late decisions, flow full_v2@1") {
 		t.Fatalf("whatif printed:\n%s", out.String())
 	}
+	// A fresh database holds no traces of full_v2: no share to predict, only
+	// the worst case.
+	if !strings.Contains(out.String(), "no recorded traces of this flow") || strings.Contains(out.String(), "predicted late") {
+		t.Fatalf("whatif's late line without traces:\n%s", out.String())
+	}
 	out.Reset()
 	if err := run(ctx, append(args, "--csv"), strings.NewReader(""), &out); err != nil {
 		t.Fatal(err)

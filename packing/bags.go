@@ -221,13 +221,20 @@ func (s *Service) Bag(ctx context.Context, stationID, bagID string) (Bag, error)
 const maxList = 1000
 
 // Bags lists a station's bags in one status (all when status is ""),
-// oldest first, without their parcel lists.
+// without their parcel lists. Open and sealed bags are work still to do and
+// come longest waiting first. Departed bags, and the whole list, are
+// history and come newest first, so the cap leaves out the oldest rather
+// than today's.
 func (s *Service) Bags(ctx context.Context, stationID string, status BagStatus) ([]Bag, error) {
 	if status != "" && !status.Valid() {
 		return nil, fmt.Errorf("%w: got %q", ErrInvalidBagStatus, clip(string(status)))
 	}
+	order := "opened_at DESC, id DESC"
+	if status == BagOpen || status == BagSealed {
+		order = "opened_at, id"
+	}
 	rows, err := s.db.Query(ctx, `SELECT `+bagColumns+` FROM bags
-		WHERE station_id = $1 AND ($2 = '' OR status = $2) ORDER BY opened_at, id LIMIT $3`,
+		WHERE station_id = $1 AND ($2 = '' OR status = $2) ORDER BY `+order+` LIMIT $3`,
 		stationID, string(status), maxList)
 	if err != nil {
 		return nil, fmt.Errorf("packing: list bags: %w", err)

@@ -254,3 +254,44 @@ func TestHandoversListsOneStatusNewestFirstWithCounts(t *testing.T) {
 	_, err = e.svc.Handovers(ctx(t), station, "departed")
 	wantErr(t, err, packing.ErrInvalidHandoverStatus)
 }
+
+// TestDepartedBagsListNewestFirst: open and sealed bags are a work queue,
+// longest waiting first; departed bags are history, newest first, so a
+// busy station's capped list shows today's bags, not its first thousand.
+func TestDepartedBagsListNewestFirst(t *testing.T) {
+	e := newEnv(t)
+	older, newer := e.sealedBag(hop, 1), e.sealedBag(hop, 1)
+	h := e.openHandover(packing.HandoverRequest{Type: packing.HandoverThirdParty, Carrier: "DHL"})
+	for _, b := range []packing.Bag{older, newer} {
+		if _, err := e.svc.AddBagToHandover(ctx(t), e.op, h.ID, b.ID, e.scan()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.svc.CloseHandover(ctx(t), e.op, h.ID, e.scan()); err != nil {
+		t.Fatal(err)
+	}
+	waitingLong, waitingLess := e.sealedBag(hop, 1), e.sealedBag(hop, 1)
+	open := e.open(hop)
+
+	ids := func(status packing.BagStatus) []string {
+		t.Helper()
+		bags, err := e.svc.Bags(ctx(t), station, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range bags {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	if got, want := ids(packing.BagDeparted), []string{newer.ID, older.ID}; !slices.Equal(got, want) {
+		t.Fatalf("departed bags %v, want newest first %v", got, want)
+	}
+	if got, want := ids(packing.BagSealed), []string{waitingLong.ID, waitingLess.ID}; !slices.Equal(got, want) {
+		t.Fatalf("sealed bags %v, want longest waiting first %v", got, want)
+	}
+	if got, want := ids(""), []string{open.ID, waitingLess.ID, waitingLong.ID, newer.ID, older.ID}; !slices.Equal(got, want) {
+		t.Fatalf("all bags %v, want newest first %v", got, want)
+	}
+}

@@ -285,7 +285,7 @@ func (b *Service) SetDisabled(ctx context.Context, station string, chute int, di
 	}
 	role := chuteRole(m.ChuteMap, chute)
 	if role.kind == "" {
-		return ErrInvalidSorterEvent.With(map[string]any{"chute": chute}, "chute %d is not on the chute map of %s", chute, station)
+		return ErrNotANextHopChute.With(map[string]any{"chute": chute, "kind": role.kind}, "chute %d is not on the chute map of %s", chute, station)
 	}
 	// The exception, overflow and reject chutes are where Resolve sends what
 	// it cannot place elsewhere: it does not skip them, so "disabled" there

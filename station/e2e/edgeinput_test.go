@@ -86,3 +86,35 @@ func TestChuteMapRefusesNextHopsThatCannotBe(t *testing.T) {
 		t.Fatalf("chute map version %d after refused maps, want 1", after.Version)
 	}
 }
+
+// TestStationIDInAPathIsCanonical: a station id typed in lower case is the
+// operator's own station, not another station (it used to be refused 403
+// and logged as a cross-station attempt); one that is no station id at all
+// is a client's mistake; another station's stays refused.
+func TestStationIDInAPathIsCanonical(t *testing.T) {
+	t.Parallel()
+	st := stationtest.Start(t, stationtest.Options{})
+	sup := st.Login("sup1")
+	var upper, lower sorting.StoredChuteMap
+	st.Do("GET", "/api/v1/stations/SG-H01/chutes", sup, nil, http.StatusOK, &upper)
+	st.Do("GET", "/api/v1/stations/sg-h01/chutes", sup, nil, http.StatusOK, &lower)
+	if lower.StationID != "SG-H01" || lower.Version != upper.Version {
+		t.Fatalf("sg-h01 read %+v, want SG-H01's map v%d", lower, upper.Version)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/api/v1/stations/sg-h01/floor", http.StatusOK, ""},
+		{"/api/v1/stations/H01/floor", http.StatusBadRequest, "invalid_site_id"},
+		{"/api/v1/stations/SG-H01x/chutes", http.StatusBadRequest, "invalid_site_id"},
+		{"/api/v1/stations/sg-h02/chutes", http.StatusForbidden, "forbidden"},
+	} {
+		r := st.Send("GET", c.path, sup, nil)
+		var e stationtest.APIError
+		if r.Status != c.status || (c.code != "" && (json.Unmarshal(r.Body, &e) != nil || e.Error.Code != c.code)) {
+			t.Errorf("GET %s: %d %s, want %d %s", c.path, r.Status, r.Body, c.status, c.code)
+		}
+	}
+}

@@ -82,6 +82,23 @@ func TestOnlyANextHopsChuteCanBeDisabled(t *testing.T) {
 	if hopChute == 0 {
 		t.Fatal("no next hop chute on the floor")
 	}
+	// A chute the map does not have is the same mistake, not a sorter's bad
+	// event.
+	unknown := 0
+	for _, c := range v.Chutes {
+		unknown = max(unknown, c.Chute+1)
+	}
+	for _, disabled := range []bool{true, false} {
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		st.Do("PUT", "/api/v1/stations/"+station+"/chutes/"+strconv.Itoa(unknown)+"/state", sup, map[string]bool{"disabled": disabled}, http.StatusBadRequest, &e)
+		if e.Error.Code != "not_a_next_hop_chute" {
+			t.Fatalf("disabled=%v on chute %d, not on the map: %q", disabled, unknown, e.Error.Code)
+		}
+	}
 	state := "/api/v1/stations/" + station + "/chutes/" + strconv.Itoa(hopChute) + "/state"
 	st.Do("PUT", state, sup, map[string]bool{"disabled": true}, http.StatusOK, nil)
 	st.Do("GET", "/api/v1/stations/"+station+"/floor", sup, nil, http.StatusOK, &v)

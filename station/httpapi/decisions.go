@@ -10,8 +10,8 @@ import (
 // answer, latency p50 and p99. from is RFC 3339 or a duration back from now
 // ("1h", the default); to is RFC 3339, now by default.
 func (s *Server) sorterDecisions(w http.ResponseWriter, r *http.Request) error {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return err
 	}
 	q := r.URL.Query()

@@ -26,8 +26,8 @@ type chuteBagRequest struct {
 // chuteOf reads the station and chute of a floor route, refusing another
 // station's.
 func (s *Server) chuteOf(r *http.Request) (string, int, error) {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return "", 0, err
 	}
 	chute, err := strconv.Atoi(r.PathValue("chute"))
@@ -88,7 +88,7 @@ func (s *Server) setChuteState(w http.ResponseWriter, r *http.Request) error {
 
 // putBagLimits sets the station's bag limits (supervisors).
 func (s *Server) putBagLimits(w http.ResponseWriter, r *http.Request) error {
-	if err := s.requireStation(r, r.PathValue("id")); err != nil {
+	if _, err := s.pathStation(r); err != nil {
 		return err
 	}
 	var req packing.BagLimits
@@ -119,8 +119,8 @@ func (s *Server) refit(r *http.Request) {
 
 // getFloor is the station's floor as JSON.
 func (s *Server) getFloor(w http.ResponseWriter, r *http.Request) error {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return err
 	}
 	v, err := s.floor.View(r.Context(), station)
@@ -137,8 +137,8 @@ func (s *Server) getFloor(w http.ResponseWriter, r *http.Request) error {
 // client goes. A browser reads it with fetch (EventSource cannot send the
 // bearer token).
 func (s *Server) floorEvents(w http.ResponseWriter, r *http.Request) error {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return err
 	}
 	v, err := s.floor.View(r.Context(), station)

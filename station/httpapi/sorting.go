@@ -92,8 +92,8 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getChutes(w http.ResponseWriter, r *http.Request) error {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return err
 	}
 	m, err := s.sorting.Chutes().Get(r.Context(), station)
@@ -108,8 +108,8 @@ func (s *Server) getChutes(w http.ResponseWriter, r *http.Request) error {
 // putChutes replaces a station's chute map. The writer names the version it
 // read in If-Match; a map changed meanwhile is refused, not overwritten.
 func (s *Server) putChutes(w http.ResponseWriter, r *http.Request) error {
-	station := r.PathValue("id")
-	if err := s.requireStation(r, station); err != nil {
+	station, err := s.pathStation(r)
+	if err != nil {
 		return err
 	}
 	var m sorting.ChuteMap

@@ -97,8 +97,12 @@ export class WhatifView {
       stat('Would move', String(r.difference_count), r.difference_count ? 'bad' : ''),
       stat('To overflow', `${overflow('actual')} → ${overflow('candidate')}`, overflow('candidate') > overflow('actual') ? 'bad' : ''));
     if (r.late) {
-      stats.append(stat(`Late (${r.late.flow.name} v${r.late.flow.version})`,
-        `${pct(r.late.predicted_late)} · ${r.late.critical_path_ms.toFixed(0)}/${r.late.deadline_ms.toFixed(0)} ms`, r.late.predicted_late > 0 ? 'bad' : ''));
+      // With no recorded traces of the flow (a new version, say) there is no
+      // share to show: only the worst case, every step at its timeout.
+      const l = r.late, path = `${l.critical_path_ms.toFixed(0)}/${l.deadline_ms.toFixed(0)} ms`;
+      const [text, bad] = l.samples > 0 ? [`${pct(l.predicted_late)} · ${path}`, l.predicted_late > 0]
+        : [`no recorded traces · worst case ${path}`, l.critical_past_line];
+      stats.append(stat(`Late (${l.flow.name} v${l.flow.version})`, text, bad ? 'bad' : ''));
     }
     const tbody = clear($('whatif-chutes').tBodies[0]);
     const side = (f) => [el('td', {class: 'num'}, String(f.parcels)), el('td', {class: 'num'}, `${f.peak_parcels} / ${f.peak_kg.toFixed(1)} kg`),
