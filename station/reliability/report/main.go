@@ -361,6 +361,7 @@ var promised = []struct{ what, pkg, test string }{
 	{"readiness with Redis down: ready, degraded in the body and the gauge", "", "TestReadinessWithRedisDownIsDegradedNotUnready"},
 	{"while serve waits for its database: /healthz 200, /readyz 503", "./station/app", "TestServeAnswersProbesWhileItWaitsForTheDatabase"},
 	{"the chute map: the last good one while PostgreSQL is out, never a wait once read", "./sorting", "TestChuteStoreNeverWaitsForAHungDatabase"},
+	{"offline replay across a logout: a scan queued offline by one operator is never sent as the next one; it waits and lands once, as its own operator's, when that operator logs in again (headless Chromium)", "./station/webui", "TestOfflineReplayAcrossALogout"},
 	{"the parcel-state matrix under concurrent operators: two terminals acting on one parcel at once, hundreds of times; no 5xx, every visit a way the matrix allows with no step skipped, every state agreeing with the bags", "", "TestParcelStateUnderConcurrentOperators"},
 	{"the fleet with relay.sink jetstream, NATS links faulted and nats-server killed and restarted: lost 0, duplicated 0, each parcel's order kept in the stream and at the order center, the NATS faults listed", "", "TestFleetJetStreamFaultsAndLoad"},
 }
