@@ -111,14 +111,23 @@ func kindOfResidue(r int) Kind {
 	}
 }
 
-func residues(k Kind) []int {
-	var out []int
+// residuesOf lists each kind's residues once: TrackingNo runs in the loops
+// that find test parcels, and building the list per call was most of
+// their time and allocations. Read only.
+var residuesOf = func() [numKinds][]int {
+	var t [numKinds][]int
 	for r := range 100 {
-		if kindOfResidue(r) == k {
-			out = append(out, r)
-		}
+		k := kindOfResidue(r)
+		t[k] = append(t[k], r)
 	}
-	return out
+	return t
+}()
+
+func residues(k Kind) []int {
+	if k < 0 || k >= numKinds {
+		return nil
+	}
+	return residuesOf[k]
 }
 
 // trackingBase is the smallest numeric part TrackingNo generates (10 digits).
