@@ -260,6 +260,13 @@ func (r *run) exec(i int32, start time.Duration) (end time.Duration) {
 		}
 	}
 	var cause error
+	if ctx.Err() == nil && err != nil && pastDeadline(ctx) {
+		// The step's answer beat the context's own timer: a server that
+		// enforces the deadline it was sent can answer DeadlineExceeded a
+		// moment before the timer's goroutine here marks the context. The
+		// time is up all the same, and the timer is due.
+		<-ctx.Done()
+	}
 	if ctx.Err() != nil {
 		cause = context.Cause(ctx)
 	}
@@ -297,6 +304,11 @@ func (r *run) exec(i int32, start time.Duration) (end time.Duration) {
 	}
 	r.nodeFailed(n, tr, kind, err, attempt)
 	return end
+}
+
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // runCtxKind names why the run's context ended, when no sibling ended it.

@@ -567,3 +567,44 @@ func TestStopsRunErrorEndsTheRunEvenWhenDegradable(t *testing.T) {
 		t.Fatalf("degraded %v, outcomes %v", res.Degraded, outcomes(res))
 	}
 }
+
+// timerNotRunYet is a context past its deadline whose timer has not run
+// yet: what a step's caller sees when a server that enforced the deadline
+// it was sent answers before the caller's own timer goroutine does.
+type timerNotRunYet struct {
+	context.Context
+	deadline time.Time
+	done     chan struct{}
+}
+
+func (c *timerNotRunYet) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *timerNotRunYet) Done() <-chan struct{}       { return c.done }
+func (c *timerNotRunYet) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// TestAnErrorPastTheDeadlineIsATimeout: a step that fails once its
+// deadline has passed ran out of time, even when its error arrives before
+// the context says so (a flaky e2e test met this under the race detector:
+// the simulator's DeadlineExceeded came back first and the step was traced
+// "failed").
+func TestAnErrorPastTheDeadlineIsATimeout(t *testing.T) {
+	reg := newRegistry(t, dag.Step{Name: "call", Run: func(ctx context.Context, in dag.Inputs, out dag.Outputs) error {
+		return errors.New("rpc error: code = DeadlineExceeded")
+	}})
+	p := mustCompile(t, reg, "name: f\nversion: \"1\"\ndeadline: 10s\nnodes: [{step: call, timeout: 1s}]")
+	ctx := &timerNotRunYet{Context: context.Background(), deadline: time.Now().Add(-time.Millisecond), done: make(chan struct{})}
+	go func() { time.Sleep(20 * time.Millisecond); close(ctx.done) }()
+	res, err := dag.Run(ctx, p, nil, dag.Options{})
+	if !errors.Is(err, dag.ErrDeadline) {
+		t.Fatalf("got %v", err)
+	}
+	if got := res.Trace.Nodes[0].Outcome; got != dag.OutcomeTimedOut {
+		t.Fatalf("outcome %s, want timed_out", got)
+	}
+}
