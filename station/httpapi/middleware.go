@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/expresshub/station/ident"
 	"github.com/expresshub/station/station/auth"
 	"github.com/expresshub/station/station/ratelimit"
 )
@@ -299,19 +298,19 @@ func principal(r *http.Request) auth.Principal {
 	return p
 }
 
-// requireStation refuses objects of another station (403), logging the
-// refusal: object-level authorization, OWASP API1.
 // pathStation is the station a route names in {id}, in its canonical form
 // (a typed "sg-h01" is SG-H01, not another station), refused when it is
 // another station's.
 func (s *Server) pathStation(r *http.Request) (string, error) {
-	id, err := ident.ParseSiteID(r.PathValue("id"))
+	station, err := s.siteID(r)
 	if err != nil {
 		return "", err
 	}
-	return string(id), s.requireStation(r, string(id))
+	return station, s.requireStation(r, station)
 }
 
+// requireStation refuses objects of another station (403), logging the
+// refusal: object-level authorization, OWASP API1.
 func (s *Server) requireStation(r *http.Request, station string) error {
 	p := principal(r)
 	if p.CanActAt(station) {

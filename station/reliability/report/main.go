@@ -218,15 +218,16 @@ func coordinatorRace(out string) bool {
 		!strings.Contains(out, "Failing input written") && !strings.Contains(out, "_test.go:")
 }
 
-// verdict is the fuzz run's cell: passed is what the seeds' run said.
-func (f fuzzResult) verdict(passed string) string {
+// verdict is the fuzz run's cell; ok is the cell when fuzzing passed (for
+// the HTTP targets, what their seeds' run said).
+func (f fuzzResult) verdict(ok string) string {
 	switch {
 	case !f.passed:
 		return "FAIL: " + f.detail
 	case f.retried:
-		return passed + " (run again once: Go's fuzztime race, go.dev/issue/75804)"
+		return ok + " (run again once: Go's fuzztime race, go.dev/issue/75804)"
 	}
-	return passed
+	return ok
 }
 
 func fuzzOnce(pkg, name string, d time.Duration) (fuzzResult, string) {
